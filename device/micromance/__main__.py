@@ -1,0 +1,3 @@
+from micromance.cli import main
+
+raise SystemExit(main())

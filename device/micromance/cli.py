@@ -1,0 +1,100 @@
+"""Command line (a contract: see DESIGN.md): run, status, preview.
+
+Expected failures print one line and exit with a sysexits code (78 config, 69 hardware);
+tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from micromance import __version__
+from micromance.errors import EX_USAGE, MicromanceError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="micromance",
+        description="A kitchen-counter unit for small, consistent gestures of care.")
+    parser.add_argument("--version", action="version", version=f"micromance {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    with_config = argparse.ArgumentParser(add_help=False)
+    with_config.add_argument("--config", metavar="PATH",
+                             help="config file (default: $MICROMANCE_CONFIG, then "
+                                  "/etc/micromance/config.toml, else built-in defaults)")
+
+    run = commands.add_parser("run", parents=[with_config], help="run the unit (the daemon)")
+    run.add_argument("--input", choices=["stdin"],
+                     help="read buttons from standard input: t n T N p, one per character")
+    run.set_defaults(handler=_run)
+
+    status = commands.add_parser("status", parents=[with_config],
+                                 help="pairing, link, counters, recent events")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.set_defaults(handler=_status)
+
+    preview = commands.add_parser("preview", parents=[with_config],
+                                  help="render every screen to PNG files")
+    preview.add_argument("--out", metavar="DIR", default="preview",
+                         help="folder for the PNGs (default: ./preview)")
+    preview.set_defaults(handler=_preview)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if exit_.code != 2 else EX_USAGE
+    try:
+        return args.handler(args)
+    except MicromanceError as error:
+        print(f"micromance: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from micromance.config import load_config, resolve_path
+
+    return load_config(resolve_path(args.config))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from micromance.logs import setup_logging
+    from micromance.runtime import Runtime
+
+    config = _load(args)
+    setup_logging(config.logging.level)
+    runtime = Runtime(config, key_stream=sys.stdin if args.input == "stdin" else None)
+    return runtime.run()
+
+
+def _status(args: argparse.Namespace) -> int:
+    from micromance.status import collect_status, format_status
+
+    config = _load(args)
+    report = collect_status(config)
+    print(json.dumps(report) if args.json else format_status(report))
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from micromance.screens.preview import write_previews
+
+    config = _load(args)
+    sizes = {(128, 64), (128, 32), (config.display.width, config.display.height)}
+    paths = write_previews(Path(args.out), sizes=tuple(sorted(sizes, reverse=True)))
+    print(f"{len(paths)} screens written to {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

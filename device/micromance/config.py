@@ -1,0 +1,359 @@
+"""The device config: TOML in, frozen dataclasses out.
+
+Every key has a shipped default, so an empty file is a valid config. Every mistake becomes a
+``ConfigError`` that names the file, the key, the offending value and the fix; unknown keys
+get a "did you mean" hint, because a typo that is silently ignored is the worst kind of bug
+on a device without a keyboard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from micromance.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/micromance/config.toml")
+ENV_VAR = "MICROMANCE_CONFIG"
+
+#: Drivers from luma.oled that draw pixels (character displays are left out).
+OLED_DRIVERS = (
+    "ssd1306", "ssd1305", "ssd1309", "ssd1315", "ssd1316", "ssd1322", "ssd1322_nhd",
+    "ssd1325", "ssd1327", "ssd1331", "ssd1351", "ssd1362", "ssd1363", "sh1106", "sh1107",
+    "ch1115",
+)
+#: Desktop stand-ins: luma's dummy, luma.emulator's three, and our own terminal renderer.
+DESKTOP_DRIVERS = ("dummy", "terminal", "capture", "gifanim", "pygame")
+PRACTICES = ("present", "reinforce", "closeness", "delight", "calm", "affirm", "attune")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str = "Sam"
+    received_timeout_minutes: int = 120
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    driver: str = "ssd1306"
+    interface: str = "i2c"
+    width: int = 128
+    height: int = 64
+    rotate: int = 0
+    i2c_port: int = 1
+    i2c_address: int = 0x3C
+    spi_port: int = 0
+    spi_device: int = 0
+    gpio_dc: int = 24
+    gpio_reset: int = 25
+    contrast: int = 200
+    dim_contrast: int = 8
+    dim_after_minutes: int = 10
+    pixel_shift: bool = True
+
+
+@dataclass(frozen=True)
+class PinsConfig:
+    thanks: int = 17
+    next: int = 27
+    led: int = 18
+
+
+@dataclass(frozen=True)
+class PromptsConfig:
+    interval_minutes: int = 45
+    focus_time: str = "07:30"
+    extra_file: str = ""
+    disabled_practices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QuietHoursConfig:
+    enabled: bool = True
+    start: str = "22:30"
+    end: str = "07:00"
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    host: str = "localhost"
+    port: int = 8883
+    tls: bool = True
+    ca_file: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    username: str = ""
+    password_file: str = ""
+    room: str = ""
+    keepalive: int = 60
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    state_dir: str = "/var/lib/micromance"
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    pins: PinsConfig = field(default_factory=PinsConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    quiet_hours: QuietHoursConfig = field(default_factory=QuietHoursConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    #: Where the values came from; ``None`` means shipped defaults only.
+    source: Path | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.paths.state_dir)
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.type if isinstance(f.type, type) else globals()[f.type]
+    for f in dataclasses.fields(Config)
+    if f.name != "source"
+}
+
+
+# --- value rules -----------------------------------------------------------------------------
+# A rule takes the (already type-checked) value and returns it, possibly normalised, or raises
+# ValueError whose text completes "... is <text>" and may carry "; fix: ..." advice.
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _range(low: int, high: int, what: str = "") -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            suffix = f" ({what})" if what else ""
+            raise ValueError(f"out of range: it must be from {low} to {high}{suffix}")
+        return value
+
+    return check
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in options:
+            hint = difflib.get_close_matches(value, options, n=1)
+            near = f'; did you mean "{hint[0]}"?' if hint else ""
+            raise ValueError(f"not one of {', '.join(options)}{near}")
+        return value
+
+    return check
+
+
+def _clock_time(value: str) -> str:
+    if not _HHMM.match(value):
+        raise ValueError('not a time of day: write "HH:MM" on the 24-hour clock, e.g. "22:30"')
+    return value
+
+
+def _name(value: str) -> str:
+    value = value.strip()
+    if not 1 <= len(value) <= 16:
+        raise ValueError("not a usable name: it must be 1 to 16 characters (it fits the screen)")
+    return value
+
+
+def _practices(value: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [v for v in value if v not in PRACTICES]
+    if unknown:
+        raise ValueError(f"naming unknown practices {unknown}: known are {', '.join(PRACTICES)}")
+    if len(set(value)) == len(PRACTICES):
+        raise ValueError("switching off every practice: keep at least one")
+    return tuple(value)
+
+
+def _rotation(value: int) -> int:
+    if value not in (0, 1, 2, 3):
+        raise ValueError("not a rotation: use 0 (none), 1 (90°), 2 (180°) or 3 (270°)")
+    return value
+
+
+BCM = _range(0, 27, "a BCM GPIO number on the 40-pin header")
+
+RULES: dict[str, Callable[[Any], Any]] = {
+    "device.name": _name,
+    "device.received_timeout_minutes": _range(1, 24 * 60),
+    "display.driver": _choice(OLED_DRIVERS + DESKTOP_DRIVERS),
+    "display.interface": _choice(("i2c", "spi")),
+    "display.width": _range(32, 256),
+    "display.height": _range(16, 128),
+    "display.rotate": _rotation,
+    "display.i2c_port": _range(0, 255),
+    "display.i2c_address": _range(0x03, 0x77, "a 7-bit I2C address such as 0x3C"),
+    "display.spi_port": _range(0, 7),
+    "display.spi_device": _range(0, 7),
+    "display.gpio_dc": BCM,
+    "display.gpio_reset": BCM,
+    "display.contrast": _range(1, 255),
+    "display.dim_contrast": _range(0, 255),
+    "display.dim_after_minutes": _range(1, 24 * 60),
+    "pins.thanks": BCM,
+    "pins.next": BCM,
+    "pins.led": BCM,
+    "prompts.interval_minutes": _range(1, 24 * 60),
+    "prompts.focus_time": _clock_time,
+    "prompts.disabled_practices": _practices,
+    "quiet_hours.start": _clock_time,
+    "quiet_hours.end": _clock_time,
+    "broker.host": lambda v: v if v.strip() else _fail("empty: name the broker's host"),
+    "broker.port": _range(1, 65535),
+    "broker.keepalive": _range(5, 3600),
+    "broker.room": lambda v: v
+    if re.fullmatch(r"[A-Za-z0-9_-]{0,64}", v)
+    else _fail("not a usable room name: letters, digits, - and _ only, at most 64"),
+    "paths.state_dir": lambda v: v if v.strip() else _fail("empty: name a writable directory"),
+    "logging.level": _choice(LOG_LEVELS),
+}
+
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", str: "a quoted string",
+               tuple: "a list of strings"}
+
+
+def _fail(message: str) -> Any:
+    raise ValueError(message)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def resolve_path(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """The config file to read: ``--config``, then $MICROMANCE_CONFIG, then /etc if present.
+
+    ``None`` means "no file: use the shipped defaults".
+    """
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    return DEFAULT_PATH if DEFAULT_PATH.exists() else None
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Read and validate ``path``; ``None`` gives the shipped defaults."""
+    if path is None:
+        return _check_combinations(Config(), "defaults")
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found; fix: create it (an example with every key is "
+            "firmware_config/micromance.toml) or point --config at an existing file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"{path}: cannot read the config file ({reason}); fix: make it a "
+                          "readable UTF-8 text file") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate TOML ``text`` read from ``path`` (named in every error)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}; fix: correct the syntax there "
+                          '(strings need quotes, e.g. name = "Sam")') from None
+    sections = {}
+    for section_name, table in data.items():
+        section_type = SECTIONS.get(section_name)
+        if section_type is None:
+            raise ConfigError(_unknown(path, section_name, list(SECTIONS), "section"))
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section_name} = {_show(table)} should be a section; "
+                              f"fix: write it as a [{section_name}] table")
+        sections[section_name] = _build_section(path, section_name, section_type, table)
+    config = Config(**sections, source=path)
+    return _check_combinations(config, str(path))
+
+
+def _build_section(path: Path, section: str, section_type: type, table: dict) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(section_type)}
+    values = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise ConfigError(_unknown(path, f"{section}.{key}",
+                                       [f"{section}.{k}" for k in fields], "key", value))
+        default = fields[key].default
+        values[key] = _check_value(path, f"{section}.{key}", value, default)
+    return section_type(**values)
+
+
+def _check_value(path: Path, dotted: str, value: Any, default: Any) -> Any:
+    expected = type(default)
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value, ok = tuple(value), True
+    if not ok:
+        raise ConfigError(
+            f"{path}: {dotted} = {_show(value)} has the wrong type: expected "
+            f"{_TYPE_NAMES[expected]}, got {_type_word(value)}; fix: write it like "
+            f"{dotted.split('.')[1]} = {_show(default)}"
+        )
+    rule = RULES.get(dotted)
+    if rule is None:
+        return value
+    try:
+        return rule(value)
+    except ValueError as error:
+        raise ConfigError(f"{path}: {dotted} = {_show(value)} is {error}; fix: change it or "
+                          f"remove the line to use the default ({_show(default)})") from None
+
+
+def _check_combinations(config: Config, where: str) -> Config:
+    pins = config.pins
+    used: dict[int, str] = {}
+    for key in ("thanks", "next", "led"):
+        pin = getattr(pins, key)
+        if pin in used:
+            raise ConfigError(f"{where}: pins.{key} = {pin} is already used by "
+                              f"pins.{used[pin]}; fix: give each part its own GPIO")
+        used[pin] = key
+    return config
+
+
+def _unknown(path: Path, dotted: str, known: list[str], what: str, value: Any = None) -> str:
+    near = difflib.get_close_matches(dotted, known, n=1, cutoff=0.6)
+    shown = f" = {_show(value)}" if what == "key" else ""
+    hint = f"did you mean {near[0]}? " if near else ""
+    return (f"{path}: unknown {what} {dotted}{shown}; {hint}fix: rename or remove it "
+            f"(known: {', '.join(known)})")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{...}"
+    return str(value)
+
+
+def _type_word(value: Any) -> str:
+    for kind, word in ((bool, "true/false"), (int, "a number"), (float, "a decimal number"),
+                       (str, "a string"), (list, "a list"), (dict, "a table")):
+        if isinstance(value, kind):
+            return word
+    return type(value).__name__

@@ -1,0 +1,93 @@
+"""Commands: what the core asks the adapters to do. Plain values, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from micromance.screens.views import Frame
+
+
+class LightMode(Enum):
+    OFF = "off"
+    PULSE = "pulse"      # a thank-you is waiting
+    FLASH = "flash"      # one short blink: your press was taken
+
+
+@dataclass(frozen=True)
+class ShowFrame:
+    frame: Frame
+
+
+@dataclass(frozen=True)
+class SetContrast:
+    level: int
+
+
+@dataclass(frozen=True)
+class SetPanelPower:
+    on: bool
+
+
+@dataclass(frozen=True)
+class SetLight:
+    mode: LightMode
+
+
+@dataclass(frozen=True)
+class SendThanks:
+    """Record (durably, first) and deliver one thank-you carrying our new running total."""
+
+    total: int
+
+
+@dataclass(frozen=True)
+class SendSeen:
+    """Tell the partner we looked at their thank-you(s)."""
+
+
+@dataclass(frozen=True)
+class SendDone:
+    streak: int
+
+
+@dataclass(frozen=True)
+class SaveCounters:
+    """Persist the counters (only emitted when they changed: no writes while idle)."""
+
+    sent_total: int
+    received_total: int
+    today: int
+    day: str
+    streak: int
+    last_done_day: str
+
+
+@dataclass(frozen=True)
+class SaveRotation:
+    """Persist the shuffle bag and the prompt on screen, so a restart continues the cycle."""
+
+    bag_json: str
+    prompt_id: str
+    draws: int
+
+
+@dataclass(frozen=True)
+class StartPairing:
+    pass
+
+
+@dataclass(frozen=True)
+class ConfirmPairing:
+    pass
+
+
+@dataclass(frozen=True)
+class CancelPairing:
+    pass
+
+
+Command = (
+    ShowFrame | SetContrast | SetPanelPower | SetLight | SendThanks | SendSeen | SendDone
+    | SaveCounters | SaveRotation | StartPairing | ConfirmPairing | CancelPairing
+)

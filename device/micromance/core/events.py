@@ -1,0 +1,143 @@
+"""Events: everything that can happen to a unit, stamped with the injected clock.
+
+Adapters create these on their own threads and put them on the runtime's one queue; only the
+core interprets them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from micromance.screens.views import PairingPhase
+
+
+class Button(Enum):
+    THANKS = "thanks"
+    NEXT = "next"
+
+
+class Gesture(Enum):
+    """What a person meant, after press and hold timing was measured."""
+
+    THANKS_PRESS = "thanks_press"
+    THANKS_HOLD = "thanks_hold"
+    NEXT_PRESS = "next_press"
+    NEXT_HOLD = "next_hold"      # 2 s: mark today's gesture done
+    BOTH_HOLD = "both_hold"      # 5 s: pairing
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    at: float                    # monotonic seconds: durations, timeouts
+    wall: datetime               # aware local time: calendar, quiet hours
+
+
+@dataclass(frozen=True, kw_only=True)
+class ButtonDown(Event):
+    button: Button
+
+
+@dataclass(frozen=True, kw_only=True)
+class ButtonUp(Event):
+    button: Button
+
+
+@dataclass(frozen=True, kw_only=True)
+class GestureInput(Event):
+    """A whole gesture at once, from ``--input stdin`` (no edges to time)."""
+
+    gesture: Gesture
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tick(Event):
+    """A moment the core asked for (``next_deadline``) has come."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RotatePrompt(Event):
+    """The prompt interval elapsed (from the scheduler)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MorningFocus(Event):
+    """The daily focus time came (from the scheduler)."""
+
+
+class LinkState(Enum):
+    CONNECTED = "connected"
+    CONNECTING = "connecting"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkChanged(Event):
+    link: LinkState
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartnerPresence(Event):
+    online: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThanksReceived(Event):
+    """The partner sent a thank-you; ``sender_total`` is their running total (grow-only)."""
+
+    sender: str
+    sender_total: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeenReceived(Event):
+    """The partner looked at our thank-you."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DoneReceived(Event):
+    """The partner marked a gesture done."""
+
+    sender: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PartnerTotals(Event):
+    """The partner's running totals as last reported (state summary)."""
+
+    sender_total: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxChanged(Event):
+    """How many of our thank-yous still wait for the partner's end-to-end ack."""
+
+    size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairedChanged(Event):
+    paired: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairingUpdate(Event):
+    """Progress of a pairing attempt, from the pairing adapter."""
+
+    phase: PairingPhase
+    code: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProblemRaised(Event):
+    """An adapter hit a condition the person should see (one short line)."""
+
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProblemCleared(Event):
+    pass

@@ -1,0 +1,476 @@
+"""The unit's state machine: ``step(state, event) -> (state, commands)``, pure.
+
+Everything a person experiences is decided here, from injected time alone: what the screen
+shows, when the LED pulses, when a hold becomes "done", when the panel dims and sleeps. The
+runtime feeds events in and carries commands out; it never decides anything itself.
+
+Outputs (frame, light, contrast, panel power) are *derived* from the state and emitted only
+when they change, so an idle unit produces no commands and the display is redrawn only when
+what it shows changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from enum import Enum
+
+from micromance.core import buttons as button_timing
+from micromance.core import commands as cmd
+from micromance.core import events as ev
+from micromance.core.buttons import Buttons
+from micromance.core.commands import Command, LightMode
+from micromance.core.events import Gesture, LinkState
+from micromance.core.prompts import Prompt, ShuffleBag
+from micromance.core.quiet import QuietHours
+from micromance.screens import views as v
+
+SENT_SECONDS = 4.0          # how long "Sent ♥" / "Seen ✓" stays up
+DONE_SECONDS = 4.0
+PAIRING_RESULT_SECONDS = 6.0
+FRAME_SECONDS = 0.12        # heart animation: about 8 frames a second, then still
+PEEK_SECONDS = 30.0         # a button during quiet hours lights the screen this long
+PAGE_SECONDS = 30.0         # long prompts turn a page this often, on the half minute
+SHIFT_SECONDS = 60.0        # OLED care: move the picture once a minute
+#: Pixel-shift path: a small loop around the centre, one step a minute.
+SHIFTS = ((0, 0), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the core needs from the config, in core terms."""
+
+    name: str = "Sam"
+    quiet: QuietHours = field(default_factory=lambda: QuietHours.parse("22:30", "07:00"))
+    contrast: int = 200
+    dim_contrast: int = 8
+    dim_after: float = 600.0
+    pixel_shift: bool = True
+    received_timeout: float = 7200.0
+    library: tuple[Prompt, ...] = ()
+
+
+class Mode(Enum):
+    HOME = "home"
+    SENT = "sent"
+    RECEIVED = "received"
+    DONE = "done"
+    PAIRING = "pairing"
+    PROBLEM = "problem"
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Grow-only totals plus today's count and the done streak (days as ISO dates)."""
+
+    sent_total: int = 0
+    received_total: int = 0
+    today: int = 0
+    day: str = ""
+    streak: int = 0
+    last_done_day: str = ""
+
+    def today_on(self, day: date) -> int:
+        return self.today if self.day == day.isoformat() else 0
+
+    def streak_on(self, day: date) -> int:
+        """The streak still counts if the last done day is today or yesterday."""
+        alive = (day.isoformat(), (day - timedelta(days=1)).isoformat())
+        return self.streak if self.last_done_day in alive else 0
+
+    def add_today(self, count: int, day: date) -> Counters:
+        return replace(self, today=self.today_on(day) + count, day=day.isoformat())
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What the adapters were last told, so only changes are sent."""
+
+    frame: v.Frame | None = None
+    light: LightMode | None = None
+    contrast: int | None = None
+    panel_on: bool | None = None
+
+
+@dataclass(frozen=True)
+class State:
+    settings: Settings
+    at: float
+    wall: datetime
+    counters: Counters = field(default_factory=Counters)
+    buttons: Buttons = field(default_factory=Buttons)
+    mode: Mode = Mode.HOME
+    mode_since: float = 0.0
+    mode_until: float | None = None
+    seen: bool = False
+    pending: int = 0                   # partner's thank-yous not yet acknowledged
+    pending_since: float | None = None
+    sender: str = ""
+    prompt: Prompt | None = None
+    prompt_page_origin: int = 0
+    focus: bool = False
+    bag: ShuffleBag = field(default_factory=lambda: ShuffleBag.fresh((), 0))
+    draws: int = 0                     # seeds the shuffle, so rotation is reproducible
+    paired: bool = False
+    link: LinkState = LinkState.OFFLINE
+    partner_online: bool | None = None
+    outbox: int = 0
+    problem: v.ProblemView | None = None
+    pairing: v.PairingView | None = None
+    last_activity: float = 0.0
+    peek_until: float | None = None
+    was_quiet: bool = False
+    outputs: Outputs = Outputs()
+
+
+def initial_state(
+    settings: Settings,
+    at: float,
+    wall: datetime,
+    *,
+    counters: Counters = Counters(),
+    bag_json: str = "",
+    prompt_id: str = "",
+    draws: int = 0,
+    paired: bool = False,
+) -> State:
+    """The state after start-up, restored from what the store kept."""
+    bag = ShuffleBag.from_json(bag_json) if bag_json else ShuffleBag.fresh((), draws)
+    by_id = {prompt.id: prompt for prompt in settings.library}
+    state = State(settings=settings, at=at, wall=wall, counters=counters, bag=bag,
+                  draws=draws, paired=paired, last_activity=at, mode_since=at,
+                  was_quiet=settings.quiet.contains(wall))
+    if prompt_id in by_id:
+        return replace(state, prompt=by_id[prompt_id], prompt_page_origin=_half_minutes(wall))
+    state, _ = _next_prompt(state, focus=False)
+    return state
+
+
+def step(state: State, event: ev.Event) -> tuple[State, list[Command]]:
+    """Apply one event; return the new state and the commands for the adapters."""
+    state = replace(state, at=max(state.at, event.at), wall=event.wall)
+    commands: list[Command] = []
+    state = _apply(state, event, commands)
+    state = _expire(state, commands)
+    state = _follow_quiet_hours(state)
+    return _emit_outputs(state, commands)
+
+
+def next_deadline(state: State) -> float | None:
+    """The monotonic time at which the core wants a ``Tick`` (None: only on events)."""
+    at, candidates = state.at, []
+    candidates.append(button_timing.next_deadline(state.buttons))
+    candidates.append(state.mode_until)
+    candidates.append(state.peek_until)
+    if _pulsing(state):
+        candidates.append(state.pending_since + state.settings.received_timeout)
+    if _bright(state):
+        candidates.append(state.last_activity + state.settings.dim_after)
+    if state.mode is Mode.RECEIVED and not _quiet(state):
+        frame = _animation_frame(state)
+        if frame < v.RECEIVED_FRAMES - 1:
+            candidates.append(state.mode_since + (frame + 1) * FRAME_SECONDS)
+    change = state.settings.quiet.seconds_until_change(state.wall)
+    if change is not None:
+        candidates.append(at + change)
+    if _panel_on(state):
+        # Page turns and pixel shifts happen on the wall clock's half minutes.
+        seconds = state.wall.timestamp()
+        candidates.append(at + (PAGE_SECONDS - seconds % PAGE_SECONDS))
+    return min((c for c in candidates if c is not None), default=None)
+
+
+# --- transitions ----------------------------------------------------------------------------
+
+
+def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
+    match event:
+        case ev.ButtonDown(button=button):
+            return replace(state, buttons=button_timing.press(state.buttons, button, event.at))
+        case ev.ButtonUp(button=button):
+            buttons, gestures = button_timing.release(state.buttons, button, event.at)
+            return _gestures(replace(state, buttons=buttons), gestures, out)
+        case ev.GestureInput(gesture=gesture):
+            return _gestures(state, [gesture], out)
+        case ev.RotatePrompt():
+            if _quiet(state) or state.mode is not Mode.HOME:
+                return state
+            return _next_prompt(state, focus=False, out=out)[0]
+        case ev.MorningFocus():
+            return _next_prompt(state, focus=True, out=out)[0]
+        case ev.ThanksReceived(sender=sender, sender_total=total):
+            return _thanks_received(state, sender, total, out)
+        case ev.PartnerTotals(sender_total=total):
+            return _partner_total(state, total, out)[0]
+        case ev.SeenReceived():
+            if state.mode in (Mode.HOME, Mode.SENT):
+                return replace(state, mode=Mode.SENT, seen=True, mode_since=state.at,
+                               mode_until=state.at + SENT_SECONDS)
+            return state
+        case ev.LinkChanged(link=link):
+            return replace(state, link=link)
+        case ev.PartnerPresence(online=online):
+            return replace(state, partner_online=online)
+        case ev.OutboxChanged(size=size):
+            return replace(state, outbox=size)
+        case ev.PairedChanged(paired=paired):
+            return replace(state, paired=paired)
+        case ev.PairingUpdate(phase=phase, code=code, detail=detail):
+            return _pairing_update(state, v.PairingView(phase, code, detail))
+        case ev.ProblemRaised(reason=reason, detail=detail):
+            return replace(state, problem=v.ProblemView(reason, detail))
+        case ev.ProblemCleared():
+            return replace(state, problem=None)
+    return state
+
+
+def _gestures(state: State, gestures: list[Gesture], out: list[Command]) -> State:
+    for gesture in gestures:
+        state = _gesture(state, gesture, out)
+    return state
+
+
+def _gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
+    at = state.at
+    state = replace(state, last_activity=at)
+    if _quiet(state) and state.peek_until is None:
+        # The first touch in quiet hours only wakes the screen.
+        return replace(state, peek_until=at + PEEK_SECONDS)
+    if state.peek_until is not None:
+        state = replace(state, peek_until=at + PEEK_SECONDS)
+    if state.mode is Mode.PAIRING:
+        return _pairing_gesture(state, gesture, out)
+    if state.problem is not None:
+        state = replace(state, problem=None)
+    if gesture in (Gesture.THANKS_PRESS, Gesture.THANKS_HOLD):
+        return _send_thanks(state, out)
+    if gesture is Gesture.NEXT_PRESS:
+        if state.pending:
+            out.append(cmd.SendSeen())
+            return replace(state, pending=0, pending_since=None, mode=Mode.HOME,
+                           mode_until=None)
+        return _next_prompt(replace(state, mode=Mode.HOME, mode_until=None),
+                            focus=False, out=out)[0]
+    if gesture is Gesture.NEXT_HOLD:
+        return _mark_done(state, out)
+    if gesture is Gesture.BOTH_HOLD:
+        out.append(cmd.StartPairing())
+        return replace(state, mode=Mode.PAIRING, mode_until=None, mode_since=at,
+                       pairing=v.PairingView(v.PairingPhase.SEARCHING))
+    return state
+
+
+def _send_thanks(state: State, out: list[Command]) -> State:
+    today = state.wall.date()
+    counters = replace(state.counters, sent_total=state.counters.sent_total + 1)
+    counters = counters.add_today(1, today)
+    state = replace(state, counters=counters, mode=Mode.SENT, seen=False,
+                    mode_since=state.at, mode_until=state.at + SENT_SECONDS)
+    out.append(_save(counters))
+    out.append(cmd.SendThanks(total=counters.sent_total))
+    if not _quiet(state) and not _pulsing(state):
+        out.append(cmd.SetLight(LightMode.FLASH))
+    return state
+
+
+def _mark_done(state: State, out: list[Command]) -> State:
+    today = state.wall.date()
+    counters = state.counters
+    if counters.last_done_day != today.isoformat():
+        streak = counters.streak_on(today) + 1
+        counters = replace(counters, streak=streak, last_done_day=today.isoformat())
+        out.append(_save(counters))
+        out.append(cmd.SendDone(streak=streak))
+    return replace(state, counters=counters, mode=Mode.DONE, mode_since=state.at,
+                   mode_until=state.at + DONE_SECONDS)
+
+
+def _thanks_received(state: State, sender: str, total: int, out: list[Command]) -> State:
+    state, added = _partner_total(state, total, out)
+    if not added:
+        return state  # a total we already counted: nothing new to show
+    mode_since = state.at if state.mode is not Mode.RECEIVED else state.mode_since
+    return replace(state, pending=state.pending + added, pending_since=state.at, sender=sender,
+                   mode=Mode.RECEIVED if state.mode is not Mode.PAIRING else state.mode,
+                   mode_since=mode_since, mode_until=None, last_activity=state.at)
+
+
+def _partner_total(state: State, total: int, out: list[Command]) -> tuple[State, int]:
+    """Grow-only: the partner's total only ever rises; the rise is what is new."""
+    added = total - state.counters.received_total
+    if added <= 0:
+        return state, 0
+    counters = replace(state.counters, received_total=total)
+    counters = counters.add_today(added, state.wall.date())
+    out.append(_save(counters))
+    return replace(state, counters=counters), added
+
+
+def _pairing_gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
+    phase = state.pairing.phase if state.pairing else v.PairingPhase.SEARCHING
+    if gesture is Gesture.NEXT_PRESS:
+        if phase in (v.PairingPhase.SEARCHING, v.PairingPhase.CODE, v.PairingPhase.WAITING):
+            out.append(cmd.CancelPairing())
+        return replace(state, mode=Mode.HOME, pairing=None, mode_until=None)
+    if gesture is Gesture.THANKS_PRESS and phase is v.PairingPhase.CODE:
+        out.append(cmd.ConfirmPairing())
+        return replace(state, pairing=replace(state.pairing, phase=v.PairingPhase.WAITING))
+    return state
+
+
+def _pairing_update(state: State, view: v.PairingView) -> State:
+    finished = view.phase not in (v.PairingPhase.SEARCHING, v.PairingPhase.CODE,
+                                  v.PairingPhase.WAITING)
+    until = state.at + PAIRING_RESULT_SECONDS if finished else None
+    return replace(state, mode=Mode.PAIRING, pairing=view, mode_until=until,
+                   last_activity=state.at)
+
+
+def _next_prompt(state: State, *, focus: bool, out: list[Command] | None = None
+                 ) -> tuple[State, Prompt | None]:
+    if not state.settings.library:
+        return state, None
+    draws = state.draws + 1
+    prompt, bag = state.bag.draw(state.settings.library, state.wall, draws)
+    state = replace(state, prompt=prompt, bag=bag, draws=draws, focus=focus,
+                    prompt_page_origin=_half_minutes(state.wall))
+    if out is not None:
+        out.append(cmd.SaveRotation(bag_json=bag.to_json(), prompt_id=prompt.id, draws=draws))
+    return state, prompt
+
+
+def _save(counters: Counters) -> cmd.SaveCounters:
+    return cmd.SaveCounters(**vars(counters))
+
+
+# --- time passing ----------------------------------------------------------------------------
+
+
+def _expire(state: State, out: list[Command]) -> State:
+    at = state.at
+    buttons, gestures = button_timing.expire(state.buttons, at)
+    if gestures:
+        state = _gestures(replace(state, buttons=buttons), gestures, out)
+    if state.mode_until is not None and at >= state.mode_until:
+        back = Mode.RECEIVED if state.pending and _pulsing(state) else Mode.HOME
+        state = replace(state, mode=back, mode_until=None, mode_since=at,
+                        pairing=None if state.mode is Mode.PAIRING else state.pairing)
+    if state.mode is Mode.RECEIVED and not _pulsing(state):
+        state = replace(state, mode=Mode.HOME)  # timed out: home shows the pending mark
+    if state.peek_until is not None and at >= state.peek_until:
+        state = replace(state, peek_until=None)
+    return state
+
+
+def _follow_quiet_hours(state: State) -> State:
+    quiet = state.settings.quiet.contains(state.wall)
+    if quiet == state.was_quiet:
+        return state
+    state = replace(state, was_quiet=quiet)
+    if not quiet and state.pending:
+        # Morning: what arrived overnight gets its moment now.
+        return replace(state, mode=Mode.RECEIVED, mode_since=state.at,
+                       pending_since=state.at, last_activity=state.at)
+    return state
+
+
+# --- outputs -------------------------------------------------------------------------------
+
+
+def _quiet(state: State) -> bool:
+    return state.settings.quiet.contains(state.wall) and state.peek_until is None
+
+
+def _pulsing(state: State) -> bool:
+    return (state.pending > 0 and state.pending_since is not None
+            and state.at < state.pending_since + state.settings.received_timeout)
+
+
+def _bright(state: State) -> bool:
+    return state.at < state.last_activity + state.settings.dim_after
+
+
+def _panel_on(state: State) -> bool:
+    return not _quiet(state) or state.pending > 0
+
+
+def _half_minutes(wall: datetime) -> int:
+    return int(wall.timestamp() // PAGE_SECONDS)
+
+
+def _animation_frame(state: State) -> int:
+    elapsed = max(0.0, state.at - state.mode_since)
+    return min(int(elapsed / FRAME_SECONDS), v.RECEIVED_FRAMES - 1)
+
+
+def view_of(state: State) -> v.View:
+    """What the screen should show now."""
+    if _quiet(state):
+        return v.QuietView(pending=state.pending)
+    if state.mode is Mode.PAIRING and state.pairing is not None:
+        return state.pairing
+    if state.problem is not None and state.mode is Mode.HOME:
+        return state.problem
+    if state.mode is Mode.SENT:
+        return v.SentView(seen=state.seen, queued=not state.seen and _link_mark(state)
+                          is not v.LinkMark.OK)
+    if state.mode is Mode.DONE:
+        return v.DoneView(streak=state.counters.streak_on(state.wall.date()))
+    if state.mode is Mode.RECEIVED:
+        return v.ReceivedView(sender=state.sender or "your partner",
+                              frame=_animation_frame(state), count=state.pending)
+    return _home(state)
+
+
+def _home(state: State) -> v.View:
+    if state.prompt is None:
+        return v.ProblemView("No prompts", "check prompts.extra_file")
+    counters, today = state.counters, state.wall.date()
+    return v.HomeView(
+        prompt=state.prompt.text,
+        practice=state.prompt.practice,
+        today=counters.today_on(today),
+        total=counters.sent_total + counters.received_total,
+        link=_link_mark(state),
+        page=max(0, _half_minutes(state.wall) - state.prompt_page_origin),
+        focus=state.focus,
+        pending=state.pending,
+    )
+
+
+def _link_mark(state: State) -> v.LinkMark:
+    if not state.paired:
+        return v.LinkMark.NOT_PAIRED
+    if state.link is not LinkState.CONNECTED:
+        return v.LinkMark.BROKER_UNREACHABLE
+    if state.partner_online is False:
+        return v.LinkMark.PARTNER_OFFLINE
+    return v.LinkMark.OK
+
+
+def _shift(state: State) -> tuple[int, int]:
+    if not state.settings.pixel_shift:
+        return (0, 0)
+    return SHIFTS[int(state.wall.timestamp() // SHIFT_SECONDS) % len(SHIFTS)]
+
+
+def _emit_outputs(state: State, out: list[Command]) -> tuple[State, list[Command]]:
+    old = state.outputs
+    panel_on = _panel_on(state)
+    frame = v.Frame(view_of(state), _shift(state))
+    light = LightMode.PULSE if _pulsing(state) and not _quiet(state) else LightMode.OFF
+    contrast = state.settings.contrast if _bright(state) and not _quiet(state) \
+        else state.settings.dim_contrast
+    if panel_on and old.panel_on is not True:
+        out.append(cmd.SetPanelPower(True))
+    if contrast != old.contrast:
+        out.append(cmd.SetContrast(contrast))
+    if frame != old.frame and panel_on:
+        out.append(cmd.ShowFrame(frame))
+    if not panel_on and old.panel_on is not False:
+        out.append(cmd.SetPanelPower(False))
+    if light != old.light:
+        out.append(cmd.SetLight(light))
+    outputs = Outputs(frame=frame if panel_on else old.frame, light=light, contrast=contrast,
+                      panel_on=panel_on)
+    return replace(state, outputs=outputs), out

@@ -1,0 +1,297 @@
+"""The runtime: wires adapters to the core and runs the one loop.
+
+Adapters call back on their own threads (gpiozero, paho, the key reader) and only put events
+on one queue. The loop is the single consumer: it applies ``core.step`` and carries the
+commands out to the display, the light and the store. It sleeps until the next event or the
+next moment the core or the calendar asked for — never a fixed polling interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from micromance.config import Config
+from micromance.core import commands as cmd
+from micromance.core import events as ev
+from micromance.core.clock import Clock, SystemClock
+from micromance.core.events import Button, Gesture
+from micromance.core.machine import Settings, State, initial_state, next_deadline, step
+from micromance.core.prompts import load_library
+from micromance.core.quiet import QuietHours
+from micromance.screens.views import PairingPhase
+from micromance.service import Notifier
+from micromance.store import Store
+from micromance.timers import CalendarTimers
+
+log = logging.getLogger("micromance")
+
+#: Longest the loop sleeps with nothing scheduled (a safety net, not a poll: ~once an hour).
+MAX_SLEEP_SECONDS = 3600.0
+SCREENSHOT_NAME = "screen.png"
+
+
+class _Stop:
+    """Sentinel: end the loop."""
+
+
+STOP = _Stop()
+
+
+def settings_from(config: Config) -> Settings:
+    """The core's view of the config, with the prompt library loaded."""
+    library = load_library(config.prompts.extra_file or None,
+                           config.prompts.disabled_practices)
+    return Settings(
+        name=config.device.name,
+        quiet=QuietHours.parse(config.quiet_hours.start, config.quiet_hours.end,
+                               config.quiet_hours.enabled),
+        contrast=config.display.contrast,
+        dim_contrast=config.display.dim_contrast,
+        dim_after=config.display.dim_after_minutes * 60.0,
+        pixel_shift=config.display.pixel_shift,
+        received_timeout=config.device.received_timeout_minutes * 60.0,
+        library=library,
+    )
+
+
+class Runtime:
+    """One unit: its adapters, its state, its loop."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        pin_factory: Any = None,
+        display: Any = None,
+        key_stream: TextIO | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self._pin_factory = pin_factory
+        self._display_override = display
+        self._key_stream = key_stream
+        self.notifier = notifier or Notifier()
+        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.settings = settings_from(config)
+        self.state: State | None = None
+        self.display: Any = None
+        self.panel: Any = None
+        self.store: Store | None = None
+        self.timers: CalendarTimers | None = None
+        #: How often the loop woke up, for tests and benchmarks.
+        self.wakeups = 0
+        #: Called with each command after it was carried out (tests wait on these).
+        self.observers: list[Callable[[cmd.Command], None]] = []
+        self._last_image: bytes | None = None
+        self._started = threading.Event()
+
+    # --- event intake (any thread) -----------------------------------------------------
+
+    def _stamp(self) -> dict[str, Any]:
+        return {"at": self.clock.monotonic(), "wall": self.clock.now()}
+
+    def post(self, factory: Callable[..., ev.Event], **fields: Any) -> None:
+        """Put an event stamped now on the queue (thread-safe, never blocks)."""
+        self.events.put(factory(**fields, **self._stamp()))
+
+    def on_edge(self, button: Button, down: bool) -> None:
+        self.post(ev.ButtonDown if down else ev.ButtonUp, button=button)
+
+    def on_gesture(self, gesture: Gesture) -> None:
+        self.post(ev.GestureInput, gesture=gesture)
+
+    def stop(self) -> None:
+        """Ask the loop to end (safe from signal handlers: SimpleQueue.put is reentrant)."""
+        self.events.put(STOP)
+
+    def wait_started(self, timeout: float | None = None) -> bool:
+        return self._started.wait(timeout)
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start everything in dependency order, loop, stop in reverse order."""
+        with ExitStack() as stack:
+            self.store = Store.open(self.config.state_dir)
+            stack.callback(self.store.close)
+            self.display = self._open_display()
+            stack.callback(self.display.close)
+            self.panel = self._open_panel()
+            stack.callback(self.panel.close)
+            self._restore()
+            if self._key_stream is not None:
+                from micromance.hardware.keys import KeyLines
+
+                KeyLines(self._key_stream, self.on_gesture, self.stop).start()
+            self.timers = CalendarTimers(self.config.prompts.interval_minutes,
+                                         self.config.prompts.focus_time, self._calendar)
+            stack.callback(self.timers.clear)
+            stack.enter_context(self._signals())
+            stack.callback(self._leave_screenshot)
+            self._loop()
+        return 0
+
+    def _open_display(self) -> Any:
+        if self._display_override is not None:
+            return self._display_override
+        from micromance.hardware.display import open_display
+
+        return open_display(self.config.display)
+
+    def _open_panel(self) -> Any:
+        from micromance.hardware.panel import Panel
+
+        return Panel(self.config.pins, self.on_edge, self._pin_factory)
+
+    def _restore(self) -> None:
+        assert self.store is not None
+        bag_json, prompt_id, draws = self.store.load_rotation()
+        stamp = self._stamp()
+        self.state = initial_state(
+            self.settings, stamp["at"], stamp["wall"], counters=self.store.load_counters(),
+            bag_json=bag_json, prompt_id=prompt_id, draws=draws,
+            paired=bool(self.store.get("pair_id")))
+        self.device_id = self.store.device_id()
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread may set handlers (tests run the loop elsewhere)
+            return
+        previous = {sig: signal.signal(sig, lambda *_: self.stop())
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _calendar(self, what: str) -> None:
+        factory = ev.RotatePrompt if what == "rotate" else ev.MorningFocus
+        self.post(factory)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        assert self.state is not None
+        self._apply(ev.Tick(**self._stamp()))
+        self.notifier.ready(f"{self.config.device.name}: running")
+        log.info("%s is up (device %s, display %s)", self.config.device.name,
+                 self.device_id, self.config.display.driver)
+        self._started.set()
+        try:
+            while True:
+                event = self._next_event()
+                if event is STOP:
+                    break
+                self._apply(event)
+                self.notifier.watchdog()
+        finally:
+            self.notifier.stopping()
+            log.info("stopping")
+
+    def _next_event(self) -> Any:
+        timeout = self._sleep_budget()
+        try:
+            event = self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
+        except queue.Empty:
+            event = None
+        self.wakeups += 1
+        assert self.timers is not None
+        self.timers.run_due()  # calendar jobs post their events; they come next
+        return event if event is not None else ev.Tick(**self._stamp())
+
+    def _sleep_budget(self) -> float:
+        assert self.state is not None and self.timers is not None
+        budgets = [MAX_SLEEP_SECONDS]
+        deadline = next_deadline(self.state)
+        if deadline is not None:
+            budgets.append(deadline - self.clock.monotonic())
+        calendar = self.timers.seconds_until_next()
+        if calendar is not None:
+            budgets.append(calendar)
+        if self.notifier.watchdog_interval:
+            budgets.append(self.notifier.watchdog_interval)
+        return max(0.0, min(budgets))
+
+    def _apply(self, event: ev.Event) -> None:
+        assert self.state is not None and self.store is not None
+        self.state, commands = step(self.state, event)
+        durable = [c for c in commands if isinstance(c, _DURABLE)]
+        if durable:
+            with self.store.transaction():
+                for command in durable:
+                    self._carry_out(command, event.wall)
+        for command in commands:
+            if not isinstance(command, _DURABLE):
+                self._carry_out(command, event.wall)
+        for command in commands:
+            for observer in self.observers:
+                observer(command)
+
+    # --- commands ------------------------------------------------------------------------
+
+    def _carry_out(self, command: cmd.Command, wall: datetime) -> None:
+        assert self.store is not None
+        match command:
+            case cmd.ShowFrame(frame=frame):
+                self._show(frame)
+            case cmd.SetContrast(level=level):
+                self.display.set_contrast(level)
+            case cmd.SetPanelPower(on=on):
+                self.display.wake() if on else self.display.sleep()
+            case cmd.SetLight(mode=mode):
+                self.panel.set_light(mode)
+            case cmd.SaveCounters():
+                self.store.save_counters(vars(command))
+            case cmd.SaveRotation(bag_json=bag, prompt_id=prompt_id, draws=draws):
+                self.store.save_rotation(bag, prompt_id, draws)
+            case cmd.SendThanks(total=total):
+                self.store.log_event(wall.isoformat(timespec="seconds"), "sent", f"#{total}")
+                log.info("thank-you #%d sent%s", total,
+                         "" if self.state and self.state.paired else
+                         " (not paired yet: counted here only)")
+            case cmd.SendSeen():
+                self.store.log_event(wall.isoformat(timespec="seconds"), "seen")
+                log.info("partner's thank-you acknowledged")
+            case cmd.SendDone(streak=streak):
+                self.store.log_event(wall.isoformat(timespec="seconds"), "done",
+                                     f"streak {streak}")
+                log.info("today's gesture marked done (streak %d)", streak)
+            case cmd.StartPairing():
+                log.info("pairing requested")
+                self.post(ev.PairingUpdate, phase=PairingPhase.FAILED,
+                          detail="use: micromance pair")
+            case cmd.CancelPairing() | cmd.ConfirmPairing():
+                pass
+
+    def _show(self, frame: Any) -> None:
+        from micromance.screens.render import render
+
+        image = render(frame, self.config.display.width, self.config.display.height)
+        raw = image.tobytes()
+        if raw == self._last_image:
+            return  # same pixels (e.g. a page turn of a one-page prompt): spare the panel
+        self._last_image = raw
+        self.display.show(image)
+
+    def _leave_screenshot(self) -> None:
+        """With the dummy display, keep the last frame as a PNG in the state directory."""
+        image = getattr(self.display, "last_image", None)
+        if self.config.display.driver == "dummy" and image is not None:
+            path = Path(self.config.state_dir) / SCREENSHOT_NAME
+            image.save(path)
+            log.info("last frame saved to %s", path)
+
+
+_DURABLE = (cmd.SaveCounters, cmd.SaveRotation, cmd.SendThanks, cmd.SendSeen, cmd.SendDone)
