@@ -173,7 +173,7 @@ def next_deadline(state: State) -> float | None:
     change = state.settings.quiet.seconds_until_change(state.wall)
     if change is not None:
         candidates.append(at + change)
-    if _panel_on(state):
+    if _panel_on(state) and not _quiet(state):
         # Page turns and pixel shifts happen on the wall clock's half minutes.
         seconds = state.wall.timestamp()
         candidates.append(at + (PAGE_SECONDS - seconds % PAGE_SECONDS))
@@ -268,7 +268,7 @@ def _send_thanks(state: State, out: list[Command]) -> State:
                     mode_since=state.at, mode_until=state.at + SENT_SECONDS)
     out.append(_save(counters))
     out.append(cmd.SendThanks(total=counters.sent_total))
-    if not _quiet(state) and not _pulsing(state):
+    if not _night(state) and not _pulsing(state):
         out.append(cmd.SetLight(LightMode.FLASH))
     return state
 
@@ -377,8 +377,14 @@ def _follow_quiet_hours(state: State) -> State:
 # --- outputs -------------------------------------------------------------------------------
 
 
+def _night(state: State) -> bool:
+    """Inside quiet hours: the light never flashes, whatever happens."""
+    return state.settings.quiet.contains(state.wall)
+
+
 def _quiet(state: State) -> bool:
-    return state.settings.quiet.contains(state.wall) and state.peek_until is None
+    """Quiet and nobody peeking: the screen stays dark or minimal."""
+    return _night(state) and state.peek_until is None
 
 
 def _pulsing(state: State) -> bool:
@@ -400,7 +406,8 @@ def _half_minutes(wall: datetime) -> int:
 
 def _animation_frame(state: State) -> int:
     elapsed = max(0.0, state.at - state.mode_since)
-    return min(int(elapsed / FRAME_SECONDS), v.RECEIVED_FRAMES - 1)
+    # The epsilon absorbs float error, so waking at a frame's deadline shows that frame.
+    return min(int(elapsed / FRAME_SECONDS + 1e-6), v.RECEIVED_FRAMES - 1)
 
 
 def view_of(state: State) -> v.View:
@@ -449,7 +456,7 @@ def _link_mark(state: State) -> v.LinkMark:
 
 
 def _shift(state: State) -> tuple[int, int]:
-    if not state.settings.pixel_shift:
+    if not state.settings.pixel_shift or _quiet(state):
         return (0, 0)
     return SHIFTS[int(state.wall.timestamp() // SHIFT_SECONDS) % len(SHIFTS)]
 
@@ -458,7 +465,7 @@ def _emit_outputs(state: State, out: list[Command]) -> tuple[State, list[Command
     old = state.outputs
     panel_on = _panel_on(state)
     frame = v.Frame(view_of(state), _shift(state))
-    light = LightMode.PULSE if _pulsing(state) and not _quiet(state) else LightMode.OFF
+    light = LightMode.PULSE if _pulsing(state) and not _night(state) else LightMode.OFF
     contrast = state.settings.contrast if _bright(state) and not _quiet(state) \
         else state.settings.dim_contrast
     if panel_on and old.panel_on is not True:

@@ -1,0 +1,321 @@
+"""The core state machine, driven with a fake clock: no threads, no sleeps."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+import pytest
+
+from micromance.core import commands as cmd
+from micromance.core import events as ev
+from micromance.core.commands import LightMode
+from micromance.core.events import Button, Gesture
+from micromance.core.machine import Settings, State, initial_state, next_deadline, step
+from micromance.core.prompts import load_library
+from micromance.core.quiet import QuietHours
+from micromance.screens import views as v
+from tests.conftest import ZONE
+
+LIBRARY = load_library()
+
+
+class Unit:
+    """A core plus a fake clock: push events, collect commands."""
+
+    def __init__(self, clock, **settings) -> None:
+        self.clock = clock
+        self.settings = Settings(library=LIBRARY, **settings)
+        self.state: State = initial_state(self.settings, clock.mono, clock.wall)
+        self.log: list[cmd.Command] = []
+        self.send(ev.Tick)
+
+    def send(self, factory, **fields) -> list[cmd.Command]:
+        event = factory(at=self.clock.mono, wall=self.clock.wall, **fields)
+        self.state, commands = step(self.state, event)
+        self.log += commands
+        return commands
+
+    def gesture(self, gesture: Gesture) -> list[cmd.Command]:
+        return self.send(ev.GestureInput, gesture=gesture)
+
+    def run_for(self, seconds: float) -> list[cmd.Command]:
+        """Let time pass the way the runtime does: wake at each deadline with a Tick."""
+        end, out = self.clock.mono + seconds, []
+        while True:
+            deadline = next_deadline(self.state)
+            if deadline is None or deadline > end:
+                break
+            self.clock.advance(max(0.0, deadline - self.clock.mono))
+            out += self.send(ev.Tick)
+        self.clock.advance(end - self.clock.mono)
+        return out
+
+    @property
+    def view(self) -> v.View:
+        return self.state.outputs.frame.view
+
+
+def of(kind, commands):
+    return [c for c in commands if isinstance(c, kind)]
+
+
+@pytest.fixture
+def unit(clock):
+    return Unit(clock)
+
+
+def test_start_shows_home_with_a_prompt_and_light_off(unit):
+    assert isinstance(unit.view, v.HomeView)
+    assert unit.view.prompt in {p.text for p in LIBRARY}
+    assert of(cmd.SetLight, unit.log) == [cmd.SetLight(LightMode.OFF)]
+    assert unit.view.link is v.LinkMark.NOT_PAIRED
+
+
+def test_thanks_press_records_sends_flashes_and_confirms(unit):
+    out = unit.gesture(Gesture.THANKS_PRESS)
+    assert of(cmd.SendThanks, out) == [cmd.SendThanks(total=1)]
+    assert of(cmd.SaveCounters, out)[0].sent_total == 1
+    assert cmd.SetLight(LightMode.FLASH) in out
+    assert isinstance(unit.view, v.SentView) and unit.view.queued  # not paired: waits
+    unit.run_for(5)
+    assert isinstance(unit.view, v.HomeView)
+    assert (unit.view.today, unit.view.total) == (1, 1)
+
+
+def test_press_by_edges_reaches_the_same_command(unit):
+    unit.send(ev.ButtonDown, button=Button.THANKS)
+    unit.clock.advance(0.1)
+    out = unit.send(ev.ButtonUp, button=Button.THANKS)
+    assert of(cmd.SendThanks, out) == [cmd.SendThanks(total=1)]
+
+
+def test_next_press_shows_another_prompt_and_saves_rotation(unit):
+    before = unit.view.prompt
+    out = unit.gesture(Gesture.NEXT_PRESS)
+    assert unit.view.prompt != before
+    assert len(of(cmd.SaveRotation, out)) == 1
+
+
+def test_next_held_two_seconds_marks_done_while_still_held(unit):
+    unit.send(ev.ButtonDown, button=Button.NEXT)
+    assert next_deadline(unit.state) == pytest.approx(unit.clock.mono + 2.0)
+    assert not of(cmd.SendDone, unit.run_for(1.9))
+    out = unit.run_for(0.2)
+    assert of(cmd.SendDone, out) == [cmd.SendDone(streak=1)]
+    assert unit.view == v.DoneView(streak=1)
+    unit.clock.advance(1)
+    out = unit.send(ev.ButtonUp, button=Button.NEXT)
+    assert not of(cmd.SaveRotation, out)  # the release after a hold is not also a press
+
+
+def test_streak_grows_day_by_day_and_breaks_after_a_gap(unit):
+    unit.gesture(Gesture.NEXT_HOLD)
+    assert unit.state.counters.streak == 1
+    unit.gesture(Gesture.NEXT_HOLD)  # twice the same day counts once
+    assert unit.state.counters.streak == 1
+    unit.clock.advance(24 * 3600)
+    unit.gesture(Gesture.NEXT_HOLD)
+    assert unit.state.counters.streak == 2
+    unit.clock.advance(3 * 24 * 3600)
+    out = unit.gesture(Gesture.NEXT_HOLD)
+    assert of(cmd.SendDone, out) == [cmd.SendDone(streak=1)]
+
+
+def test_both_held_five_seconds_enters_pairing_and_next_cancels(unit):
+    unit.send(ev.ButtonDown, button=Button.THANKS)
+    unit.send(ev.ButtonDown, button=Button.NEXT)
+    assert not of(cmd.StartPairing, unit.run_for(4.9))
+    out = unit.run_for(0.2)
+    assert of(cmd.StartPairing, out) == [cmd.StartPairing()]
+    assert unit.view == v.PairingView(v.PairingPhase.SEARCHING)
+    unit.send(ev.ButtonUp, button=Button.THANKS)
+    out = unit.send(ev.ButtonUp, button=Button.NEXT)
+    assert not of(cmd.SendThanks, unit.log)
+    unit.send(ev.PairingUpdate, phase=v.PairingPhase.CODE, code="123456")
+    assert unit.view == v.PairingView(v.PairingPhase.CODE, "123456")
+    assert of(cmd.ConfirmPairing, unit.gesture(Gesture.THANKS_PRESS))
+    assert unit.view.phase is v.PairingPhase.WAITING
+    assert of(cmd.CancelPairing, unit.gesture(Gesture.NEXT_PRESS))
+    assert isinstance(unit.view, v.HomeView)
+
+
+def test_received_thanks_pulses_animates_and_next_acknowledges(unit):
+    unit.send(ev.ThanksReceived, sender="Alex", sender_total=1)
+    assert unit.state.outputs.light is LightMode.PULSE
+    assert unit.view == v.ReceivedView("Alex", frame=0, count=1)
+    frames = of(cmd.ShowFrame, unit.run_for(2))
+    assert [f.frame.view.frame for f in frames] == list(range(1, v.RECEIVED_FRAMES))
+    out = unit.gesture(Gesture.NEXT_PRESS)
+    assert cmd.SendSeen() in out and cmd.SetLight(LightMode.OFF) in out
+    assert isinstance(unit.view, v.HomeView)
+
+
+def test_received_light_stops_after_the_timeout(clock):
+    unit = Unit(clock, received_timeout=600)
+    unit.send(ev.ThanksReceived, sender="Alex", sender_total=1)
+    out = unit.run_for(601)
+    assert cmd.SetLight(LightMode.OFF) in out
+    assert isinstance(unit.view, v.HomeView) and unit.view.pending == 1
+
+
+def test_seen_from_partner_shows_seen(unit):
+    unit.gesture(Gesture.THANKS_PRESS)
+    unit.send(ev.SeenReceived)
+    assert unit.view == v.SentView(seen=True)
+
+
+def test_partner_totals_grow_only_whatever_the_order(unit):
+    for total in (3, 1, 2, 3, 5, 4):
+        unit.send(ev.ThanksReceived, sender="Alex", sender_total=total)
+    assert unit.state.counters.received_total == 5
+    assert unit.state.pending == 5
+    assert unit.state.counters.today_on(unit.clock.wall.date()) == 5
+
+
+def test_dims_after_inactivity_and_brightens_on_a_press(clock):
+    unit = Unit(clock, dim_after=600, contrast=200, dim_contrast=8)
+    assert unit.state.outputs.contrast == 200
+    assert cmd.SetContrast(8) in unit.run_for(601)
+    assert cmd.SetContrast(200) in unit.gesture(Gesture.NEXT_PRESS)
+
+
+def test_idle_hour_pushes_at_most_two_frames_a_minute(unit):
+    unit.run_for(120)  # settle after start-up
+    frames = of(cmd.ShowFrame, unit.run_for(3600))
+    assert 60 <= len(frames) <= 120  # the pixel shift moves once a minute, pages on :30
+    shifts = {f.frame.shift for f in frames}
+    assert len(shifts) > 1 and all(abs(dx) <= 2 and abs(dy) <= 2 for dx, dy in shifts)
+
+
+def test_idle_wakeups_are_bounded(unit):
+    unit.run_for(60)
+    wakes, end = 0, unit.clock.mono + 3600
+    while (deadline := next_deadline(unit.state)) is not None and deadline <= end:
+        unit.clock.advance(deadline - unit.clock.mono)
+        unit.send(ev.Tick)
+        wakes += 1
+    assert wakes <= 125  # two a minute plus the dimming moment
+
+
+# --- quiet hours ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def evening(clock):
+    clock.wall = datetime(2026, 11, 25, 22, 0, tzinfo=ZONE)
+    return Unit(clock)
+
+
+def test_quiet_hours_dark_screen_no_light_and_kept_for_the_morning(evening):
+    unit = evening
+    unit.run_for(45 * 60)  # 22:45: quiet
+    assert unit.view == v.QuietView(pending=0) or unit.state.outputs.panel_on is False
+    assert unit.state.outputs.panel_on is False
+    out = unit.send(ev.ThanksReceived, sender="Alex", sender_total=1)
+    assert cmd.SetLight(LightMode.PULSE) not in out
+    assert unit.state.outputs.light is LightMode.OFF
+    assert unit.view == v.QuietView(pending=1)
+    quiet_frames = of(cmd.ShowFrame, unit.run_for(8 * 3600))  # until 06:45
+    assert len(quiet_frames) <= 1
+    assert unit.state.outputs.light is LightMode.OFF
+    out = unit.run_for(20 * 60)  # 07:05
+    assert cmd.SetLight(LightMode.PULSE) in out
+    assert isinstance(unit.view, v.ReceivedView)
+
+
+def test_first_touch_in_quiet_hours_only_wakes_the_screen(evening):
+    unit = evening
+    unit.run_for(3600)
+    out = unit.gesture(Gesture.THANKS_PRESS)
+    assert not of(cmd.SendThanks, out)
+    assert isinstance(unit.view, v.HomeView)
+    out = unit.gesture(Gesture.THANKS_PRESS)
+    assert of(cmd.SendThanks, out)
+    assert cmd.SetLight(LightMode.FLASH) not in out  # the light never flashes at night
+    unit.run_for(60)
+    assert unit.state.outputs.panel_on is False
+
+
+def test_rotation_ignored_in_quiet_hours_and_taken_in_waking_hours(evening):
+    unit = evening
+    unit.run_for(3600)
+    prompt = unit.state.prompt
+    unit.send(ev.RotatePrompt)
+    assert unit.state.prompt == prompt
+    unit.run_for(9 * 3600)
+    unit.send(ev.RotatePrompt)
+    assert unit.state.prompt != prompt
+
+
+def test_morning_focus_marks_the_prompt(unit):
+    unit.send(ev.MorningFocus)
+    assert unit.view.focus is True
+    unit.send(ev.RotatePrompt)
+    assert unit.view.focus is False
+
+
+def test_restart_keeps_counters_and_prompt(unit, clock):
+    unit.gesture(Gesture.THANKS_PRESS)
+    saved = unit.state
+    again = initial_state(replace(unit.settings), clock.mono, clock.wall,
+                          counters=saved.counters, bag_json=saved.bag.to_json(),
+                          prompt_id=saved.prompt.id, draws=saved.draws)
+    assert again.prompt == saved.prompt and again.counters == saved.counters
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "time", "quiet"),
+    [("22:30", "07:00", "22:29", False), ("22:30", "07:00", "22:30", True),
+     ("22:30", "07:00", "03:00", True), ("22:30", "07:00", "07:00", False),
+     ("13:00", "14:00", "13:30", True), ("13:00", "14:00", "14:30", False),
+     ("07:00", "07:00", "07:00", False)],
+)
+def test_quiet_window(start, end, time, quiet):
+    hour, minute = map(int, time.split(":"))
+    wall = datetime(2026, 6, 1, hour, minute, tzinfo=ZONE)
+    assert QuietHours.parse(start, end).contains(wall) is quiet
+
+
+# --- properties ------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ACTIONS = st.one_of(
+    st.tuples(st.just("gesture"), st.sampled_from(list(Gesture))),
+    st.tuples(st.just("edge"), st.sampled_from(list(Button)), st.booleans()),
+    st.tuples(st.just("received"), st.integers(0, 20)),
+    st.tuples(st.just("wait"), st.floats(0, 5000)),
+    st.tuples(st.just("rotate")),
+    st.tuples(st.just("seen")),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ACTIONS, max_size=40), st.integers(0, 23))
+def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
+    from micromance.core.clock import FakeClock
+
+    unit = Unit(FakeClock(wall=datetime(2026, 3, 29, hour, 0, tzinfo=ZONE)))  # a DST day
+    for action in actions:
+        match action:
+            case ("gesture", gesture):
+                unit.gesture(gesture)
+            case ("edge", button, down):
+                unit.send(ev.ButtonDown if down else ev.ButtonUp, button=button)
+            case ("received", total):
+                unit.send(ev.ThanksReceived, sender="Alex", sender_total=total)
+            case ("wait", seconds):
+                unit.run_for(seconds)
+            case ("rotate",):
+                unit.send(ev.RotatePrompt)
+            case ("seen",):
+                unit.send(ev.SeenReceived)
+        deadline = next_deadline(unit.state)
+        assert deadline is None or deadline > unit.state.at  # never a busy loop
+        counters = unit.state.counters
+        assert counters.sent_total == len(of(cmd.SendThanks, unit.log))
+        assert counters.today <= counters.sent_total + counters.received_total
+        if unit.state.outputs.light is LightMode.PULSE:
+            assert unit.state.pending > 0
