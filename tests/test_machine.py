@@ -224,14 +224,13 @@ def test_quiet_hours_dark_screen_no_light_and_kept_for_the_morning(evening):
     assert isinstance(unit.view, v.ReceivedView)
 
 
-def test_first_touch_in_quiet_hours_only_wakes_the_screen(evening):
+def test_a_press_in_quiet_hours_acts_and_lights_the_screen_for_a_while(evening):
     unit = evening
     unit.run_for(3600)
-    out = unit.gesture(Gesture.THANKS_PRESS)
-    assert not of(cmd.SendThanks, out)
-    assert isinstance(unit.view, v.HomeView)
+    assert unit.state.outputs.panel_on is False
     out = unit.gesture(Gesture.THANKS_PRESS)
     assert of(cmd.SendThanks, out)
+    assert cmd.SetPanelPower(True) in out and isinstance(unit.view, v.SentView)
     assert cmd.SetLight(LightMode.FLASH) not in out  # the light never flashes at night
     unit.run_for(60)
     assert unit.state.outputs.panel_on is False

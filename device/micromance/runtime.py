@@ -186,8 +186,8 @@ class Runtime:
         assert self.state is not None
         self._apply(ev.Tick(**self._stamp()))
         self.notifier.ready(f"{self.config.device.name}: running")
-        log.info("%s is up (device %s, display %s)", self.config.device.name,
-                 self.device_id, self.config.display.driver)
+        log.info("%s is up (device %s, %s)", self.config.device.name, self.device_id,
+                 getattr(self.display, "description", self.config.display.driver))
         self._started.set()
         try:
             while True:
@@ -278,7 +278,8 @@ class Runtime:
     def _show(self, frame: Any) -> None:
         from micromance.screens.render import render
 
-        image = render(frame, self.config.display.width, self.config.display.height)
+        width, height = self.display.size
+        image = render(frame, width, height)
         raw = image.tobytes()
         if raw == self._last_image:
             return  # same pixels (e.g. a page turn of a one-page prompt): spare the panel

@@ -233,10 +233,8 @@ def _gestures(state: State, gestures: list[Gesture], out: list[Command]) -> Stat
 def _gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
     at = state.at
     state = replace(state, last_activity=at)
-    if _quiet(state) and state.peek_until is None:
-        # The first touch in quiet hours only wakes the screen.
-        return replace(state, peek_until=at + PEEK_SECONDS)
-    if state.peek_until is not None:
+    if _night(state):
+        # Someone is up: light the screen for a while so they see what their press did.
         state = replace(state, peek_until=at + PEEK_SECONDS)
     if state.mode is Mode.PAIRING:
         return _pairing_gesture(state, gesture, out)

@@ -235,7 +235,7 @@ def open_display(
         raise ValueError(f'unknown display driver "{driver}"')
     display = Display(device, description=_describe(config))
     display.set_contrast(config.contrast)
-    log.info("display: %s, %dx%d, rotate %d", display.description, config.width,
+    log.debug("display: %s, %dx%d, rotate %d", display.description, config.width,
              config.height, config.rotate)
     return display
 

@@ -1,0 +1,138 @@
+"""The command line as a user meets it: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MOCK_PINS = {"GPIOZERO_PIN_FACTORY": "mock", "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin"}
+STATUS_KEYS = {"version", "device_id", "paired", "pair_id", "link", "partner", "sent_total",
+               "received_total", "outbox", "rejected", "last_events"}
+
+
+def micromance(*args: str, stdin: str = "", env: dict | None = None, timeout: float = 60):
+    environment = {k: v for k, v in os.environ.items() if k != "INVOCATION_ID"}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "micromance", *args], input=stdin,
+                          capture_output=True, text=True, env=environment, timeout=timeout)
+
+
+@pytest.fixture
+def config(tmp_path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[display]
+driver = "dummy"
+[paths]
+state_dir = "{tmp_path / 'state'}"
+[quiet_hours]
+enabled = false
+""")
+    return path
+
+
+def assert_one_line_error(result, code: int) -> str:
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1 and lines[0].startswith("micromance: "), result.stderr
+    return lines[0]
+
+
+def test_run_stdin_thanks_then_eof_exits_0_and_leaves_a_frame(config, tmp_path):
+    result = micromance("run", "--config", str(config), "--input", "stdin", stdin="t\n",
+                        env=MOCK_PINS)
+    assert result.returncode == 0, result.stderr
+    assert "thank-you #1 sent" in result.stderr
+    frame = tmp_path / "state" / "screen.png"
+    from PIL import Image
+
+    with Image.open(frame) as image:
+        assert image.size == (128, 64)
+        assert image.convert("1").getbbox() is not None  # something is drawn
+
+    status = micromance("status", "--config", str(config), "--json")
+    report = json.loads(status.stdout)
+    assert STATUS_KEYS <= report.keys()
+    assert report["sent_total"] == 1 and report["paired"] is False
+    assert report["link"] in {"connected", "connecting", "offline"}
+    assert report["partner"] in {"online", "offline", "unknown"}
+    assert report["last_events"][0]["kind"] == "sent"
+
+
+def test_every_stdin_key_is_understood(config):
+    result = micromance("run", "--config", str(config), "--input", "stdin",
+                        stdin="t\nn\nT\nN\np\nn\nx\n", env=MOCK_PINS)
+    assert result.returncode == 0, result.stderr
+    assert "thank-you #2 sent" in result.stderr       # t and T
+    assert "marked done" in result.stderr             # N
+    assert "pairing requested" in result.stderr       # p
+    assert "ignored keys 'x'" in result.stderr
+
+
+def test_missing_i2c_bus_exits_69_with_a_hint(config):
+    config.write_text(config.read_text().replace('"dummy"', '"ssd1306"\ni2c_port = 99'))
+    result = micromance("run", "--config", str(config), "--input", "stdin", env=MOCK_PINS)
+    line = assert_one_line_error(result, 69)
+    assert "I2C" in line and "i2c-99" in line
+
+
+def test_missing_gpio_exits_69_with_a_hint(config):
+    result = micromance("run", "--config", str(config), "--input", "stdin",
+                        env={"GPIOZERO_PIN_FACTORY": "no-such-factory"})
+    line = assert_one_line_error(result, 69)
+    assert "GPIOZERO_PIN_FACTORY=mock" in line
+
+
+def test_config_error_exits_78(config):
+    config.write_text("[pins]\nthanks = 99\n")
+    line = assert_one_line_error(micromance("run", "--config", str(config)), 78)
+    assert str(config) in line and "pins.thanks" in line
+
+
+def test_usage_error_exits_2():
+    assert micromance("fly").returncode == 2
+    assert micromance("run", "--input", "keyboard").returncode == 2
+
+
+def test_sigterm_stops_cleanly(config):
+    env = {**os.environ, **MOCK_PINS}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "micromance", "run", "--config", str(config)],
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in process.stderr:
+            if " is up " in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        rest = process.stderr.read()
+        assert process.wait(timeout=20) == 0
+        assert "stopping" in rest
+    finally:
+        process.kill()
+
+
+def test_logs_carry_no_timestamps_under_systemd(config):
+    result = micromance("run", "--config", str(config), "--input", "stdin", stdin="t\n",
+                        env={**MOCK_PINS, "INVOCATION_ID": "0123"})
+    assert result.returncode == 0
+    assert all(re.match(r"^(DEBUG|INFO|WARNING|ERROR) ", line)
+               for line in result.stderr.splitlines())
+
+
+def test_preview_writes_every_screen(tmp_path, config):
+    out = tmp_path / "shots"
+    result = micromance("preview", "--config", str(config), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in out.glob("*.png")}
+    assert any(n.endswith("-128x64.png") for n in names)
+    assert any(n.endswith("-128x32.png") for n in names)
+    assert {n.split("-128x")[0] for n in names} >= {"home-short", "sent", "received-first"} or \
+        len(names) >= 20

@@ -1,0 +1,206 @@
+"""The runtime end to end on gpiozero's MockFactory and luma's dummy display.
+
+The loop runs on its own thread; tests wait on events (observed commands), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from micromance.config import Config, DisplayConfig, PathsConfig, QuietHoursConfig
+from micromance.core import commands as cmd
+from micromance.core import events as ev
+from micromance.core.commands import LightMode
+from micromance.runtime import Runtime
+from micromance.screens import views as v
+from micromance.screens.render import render
+from micromance.store import Store
+
+WAIT = 10.0  # generous upper bound for an event to arrive; tests normally take milliseconds
+
+
+def desk_config(state_dir: Path, **display) -> Config:
+    return Config(
+        display=DisplayConfig(driver="dummy", **display),
+        paths=PathsConfig(state_dir=str(state_dir)),
+        quiet_hours=QuietHoursConfig(enabled=False),
+    )
+
+
+class Running:
+    """A runtime on a thread, with a way to wait for the commands it carried out."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.seen: list[cmd.Command] = []
+        self._changed = threading.Condition()
+        runtime.observers.append(self._observe)
+        self.result: list[int] = []
+        self.thread = threading.Thread(target=lambda: self.result.append(runtime.run()))
+
+    def _observe(self, command: cmd.Command) -> None:
+        with self._changed:
+            self.seen.append(command)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate, timeout: float = WAIT):
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: next((c for c in self.seen if predicate(c)), None), timeout)
+        assert found, f"no matching command within {timeout}s; saw {self.seen[-5:]}"
+        return found
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        assert self.runtime.wait_started(WAIT), "runtime did not start"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.runtime.stop()
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive()
+
+
+def press(factory, pin: int) -> None:
+    factory.pin(pin).drive_low()
+    factory.pin(pin).drive_high()
+
+
+@pytest.fixture
+def unit(tmp_path, mock_factory):
+    runtime = Runtime(desk_config(tmp_path / "state"), pin_factory=mock_factory)
+    with Running(runtime) as running:
+        yield running
+
+
+def shown_view(running: Running) -> v.View:
+    frames = [c for c in running.seen if isinstance(c, cmd.ShowFrame)]
+    return frames[-1].frame.view
+
+
+def test_start_shows_home_on_the_dummy_display(unit):
+    display = unit.runtime.display
+    assert display.frames_shown >= 1
+    assert isinstance(shown_view(unit), v.HomeView)
+    last = next(c for c in reversed(unit.seen) if isinstance(c, cmd.ShowFrame))
+    assert display.last_image.tobytes() == render(last.frame, 128, 64).tobytes()
+
+
+def test_thanks_button_reaches_core_light_and_screen(unit, mock_factory):
+    led = mock_factory.pin(18)
+    press(mock_factory, 17)
+    unit.wait_for(lambda c: c == cmd.SendThanks(total=1))
+    unit.wait_for(lambda c: c == cmd.SetLight(LightMode.FLASH))
+    assert any(state for _, state in led.states), "the LED never lit"
+    frame = unit.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
+                          and isinstance(c.frame.view, v.SentView))
+    assert unit.runtime.display.last_image.tobytes() == render(frame.frame, 128, 64).tobytes()
+
+
+def test_next_button_shows_another_prompt(unit, mock_factory):
+    first = shown_view(unit).prompt
+    press(mock_factory, 27)
+    unit.wait_for(lambda c: isinstance(c, cmd.SaveRotation))
+    unit.wait_for(lambda c: isinstance(c, cmd.ShowFrame) and isinstance(c.frame.view, v.HomeView)
+                  and c.frame.view.prompt != first)
+
+
+def test_received_thanks_pulses_the_led_until_next(unit, mock_factory):
+    led_pin = mock_factory.pin(18)
+    unit.runtime.post(ev.ThanksReceived, sender="Alex", sender_total=1)
+    unit.wait_for(lambda c: c == cmd.SetLight(LightMode.PULSE))
+    assert unit.runtime.panel.light_mode is LightMode.PULSE
+    press(mock_factory, 27)
+    unit.wait_for(lambda c: c == cmd.SendSeen())
+    unit.wait_for(lambda c: c == cmd.SetLight(LightMode.OFF) and unit.seen.index(c) > 0)
+    assert led_pin.state == 0
+
+
+def test_the_loop_wakes_by_itself_for_a_hold_and_only_then(tmp_path, mock_factory):
+    """NEXT held: nothing but the core's own 2 s deadline wakes the loop to fire "done"."""
+    runtime = Runtime(desk_config(tmp_path), pin_factory=mock_factory)
+    with Running(runtime) as unit:
+        before = runtime.wakeups
+        mock_factory.pin(27).drive_low()
+        unit.wait_for(lambda c: isinstance(c, cmd.SendDone), timeout=5)
+        mock_factory.pin(27).drive_high()
+        woke = runtime.wakeups - before
+    # One wake for the press, one at the deadline (maybe one for a half-minute page turn).
+    assert 2 <= woke <= 4, woke
+
+
+def test_holds_told_apart_with_a_fake_clock(tmp_path, mock_factory, clock):
+    runtime = Runtime(desk_config(tmp_path), pin_factory=mock_factory, clock=clock)
+    with Running(runtime) as unit:
+        next_pin, thanks_pin = mock_factory.pin(27), mock_factory.pin(17)
+        next_pin.drive_low()
+        clock.advance(1.5)
+        next_pin.drive_high()  # a 1.5 s press is still a press
+        unit.wait_for(lambda c: isinstance(c, cmd.SaveRotation))
+        assert not any(isinstance(c, cmd.SendDone) for c in unit.seen)
+        next_pin.drive_low()
+        clock.advance(2.0)
+        runtime.post(ev.Tick)
+        unit.wait_for(lambda c: isinstance(c, cmd.SendDone))
+        next_pin.drive_high()
+        thanks_pin.drive_low()
+        next_pin.drive_low()
+        clock.advance(5.0)
+        runtime.post(ev.Tick)
+        unit.wait_for(lambda c: isinstance(c, cmd.StartPairing))
+        thanks_pin.drive_high()
+        next_pin.drive_high()
+        runtime.post(ev.Tick)
+        unit.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
+                      and isinstance(c.frame.view, v.PairingView))
+    assert not any(isinstance(c, cmd.SendThanks) for c in unit.seen)
+
+
+def test_sleep_budget_respects_calendar_and_core(tmp_path, mock_factory):
+    runtime = Runtime(desk_config(tmp_path), pin_factory=mock_factory)
+    with Running(runtime):
+        budget = runtime._sleep_budget()
+        assert 0 < budget <= 30.0  # the next half-minute page turn / pixel shift
+        assert budget <= runtime.timers.seconds_until_next()
+
+
+def test_stop_releases_pins_and_counters_survive_a_restart(tmp_path, mock_factory):
+    config = desk_config(tmp_path)
+    runtime = Runtime(config, pin_factory=mock_factory)
+    with Running(runtime) as unit:
+        press(mock_factory, 17)
+        press(mock_factory, 17)
+        unit.wait_for(lambda c: c == cmd.SendThanks(total=2))
+    assert runtime.panel._devices == []
+    assert (tmp_path / "screen.png").exists()
+    store = Store.open(tmp_path)
+    assert store.load_counters().sent_total == 2
+    assert [e["kind"] for e in store.recent_events()] == ["sent", "sent"]
+    store.close()
+    again = Runtime(config, pin_factory=mock_factory)
+    with Running(again) as unit:
+        press(mock_factory, 17)
+        unit.wait_for(lambda c: c == cmd.SendThanks(total=3))
+
+
+def test_runs_at_128x32_rotated(tmp_path, mock_factory):
+    config = desk_config(tmp_path, width=128, height=32, rotate=2)
+    runtime = Runtime(config, pin_factory=mock_factory)
+    with Running(runtime) as unit:
+        press(mock_factory, 17)
+        unit.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
+                      and isinstance(c.frame.view, v.SentView))
+        assert runtime.display.last_image.size == (128, 32)
+
+
+def test_identical_pixels_are_not_pushed_twice(tmp_path, mock_factory):
+    runtime = Runtime(desk_config(tmp_path), pin_factory=mock_factory)
+    with Running(runtime) as unit:
+        frame = next(c for c in unit.seen if isinstance(c, cmd.ShowFrame)).frame
+        pushed = runtime.display.frames_shown
+        runtime._show(replace(frame))
+        assert runtime.display.frames_shown == pushed
