@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ class Config:
 
     @property
     def state_dir(self) -> Path:
-        return Path(self.paths.state_dir)
+        return Path(self.paths.state_dir).expanduser()
 
 
 SECTIONS: dict[str, type] = {
@@ -151,8 +152,8 @@ def _range(low: int, high: int, what: str = "") -> Callable[[int], int]:
 def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     def check(value: str) -> str:
         if value not in options:
-            hint = difflib.get_close_matches(value, options, n=1)
-            near = f'; did you mean "{hint[0]}"?' if hint else ""
+            hint = _closest(value, options)
+            near = f'; did you mean "{hint}"?' if hint else ""
             raise ValueError(f"not one of {', '.join(options)}{near}")
         return value
 
@@ -277,6 +278,13 @@ def parse_config(text: str, path: Path) -> Config:
     for section_name, table in data.items():
         section_type = SECTIONS.get(section_name)
         if section_type is None:
+            if not isinstance(table, dict):
+                owners = [name for name, kind in SECTIONS.items()
+                          if section_name in {f.name for f in dataclasses.fields(kind)}]
+                if owners:
+                    raise ConfigError(
+                        f"{path}: {section_name} = {_show(table)} is outside any section; fix: "
+                        f"move the line below [{owners[0]}] (it is {owners[0]}.{section_name})")
             raise ConfigError(_unknown(path, section_name, list(SECTIONS), "section"))
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {section_name} = {_show(table)} should be a section; "
@@ -319,22 +327,50 @@ def _check_value(path: Path, dotted: str, value: Any, default: Any) -> Any:
                           f"remove the line to use the default ({_show(default)})") from None
 
 
+def _display_pins(display: DisplayConfig) -> list[tuple[int, str]]:
+    """The GPIOs a real panel occupies (desktop drivers occupy none)."""
+    if display.driver not in OLED_DRIVERS:
+        return []
+    if display.interface == "i2c":
+        if display.i2c_port != 1:
+            return []
+        return [(2, "the display's I2C SDA (header pin 3)"),
+                (3, "the display's I2C SCL (header pin 5)")]
+    bus = [(7, "SPI CE1"), (8, "SPI CE0"), (9, "SPI MISO"), (10, "SPI MOSI"), (11, "SPI SCLK")]
+    claims = [(pin, f"the display's {name} (SPI bus 0)") for pin, name in bus] \
+        if display.spi_port == 0 else []
+    return [*claims, (display.gpio_dc, "display.gpio_dc"),
+            (display.gpio_reset, "display.gpio_reset")]
+
+
 def _check_combinations(config: Config, where: str) -> Config:
-    pins = config.pins
+    claims = _display_pins(config.display) + [
+        (getattr(config.pins, key), f"pins.{key}") for key in ("thanks", "next", "led")]
     used: dict[int, str] = {}
-    for key in ("thanks", "next", "led"):
-        pin = getattr(pins, key)
+    for pin, label in claims:
         if pin in used:
-            raise ConfigError(f"{where}: pins.{key} = {pin} is already used by "
-                              f"pins.{used[pin]}; fix: give each part its own GPIO")
-        used[pin] = key
+            raise ConfigError(f"{where}: {label} = {pin} is already used by "
+                              f"{used[pin]}; fix: give each part its own GPIO")
+        used[pin] = label
     return config
 
 
+def _closest(word: str, options: Sequence[str], cutoff: float = 0.6) -> str | None:
+    """The option most like ``word``, ignoring case; a tie goes to the earlier option.
+
+    (``difflib.get_close_matches`` breaks ties by the larger string: "ssd1360" would get
+    "ssd1363" rather than the far commoner "ssd1306", listed first.)
+    """
+    scored = [(difflib.SequenceMatcher(None, word.lower(), option.lower()).ratio(), -i, option)
+              for i, option in enumerate(options)]
+    score, _, best = max(scored, default=(0.0, 0, None))
+    return best if score >= cutoff else None
+
+
 def _unknown(path: Path, dotted: str, known: list[str], what: str, value: Any = None) -> str:
-    near = difflib.get_close_matches(dotted, known, n=1, cutoff=0.6)
+    near = _closest(dotted, known)
     shown = f" = {_show(value)}" if what == "key" else ""
-    hint = f"did you mean {near[0]}? " if near else ""
+    hint = f"did you mean {near}? " if near else ""
     return (f"{path}: unknown {what} {dotted}{shown}; {hint}fix: rename or remove it "
             f"(known: {', '.join(known)})")
 
@@ -343,7 +379,7 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f'"{value}"'
+        return json.dumps(value, ensure_ascii=False)  # escapes quotes and newlines: one line
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     if isinstance(value, dict):
