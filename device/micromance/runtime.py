@@ -8,12 +8,15 @@ next moment the core or the calendar asked for — never a fixed polling interva
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,8 +29,11 @@ from micromance.core.events import Button, Gesture
 from micromance.core.machine import Settings, State, initial_state, next_deadline, step
 from micromance.core.prompts import load_library
 from micromance.core.quiet import QuietHours
+from micromance.link.pair import Pair, load_pair
+from micromance.link.protocol import Message, ReplayWindow
 from micromance.screens.views import PairingPhase
 from micromance.service import Notifier
+from micromance.status import live_status_path
 from micromance.store import Store
 from micromance.timers import CalendarTimers
 
@@ -74,11 +80,13 @@ class Runtime:
         display: Any = None,
         key_stream: TextIO | None = None,
         notifier: Notifier | None = None,
+        client_factory: Callable[..., Any] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self._pin_factory = pin_factory
         self._display_override = display
+        self._client_factory = client_factory
         self._key_stream = key_stream
         self.notifier = notifier or Notifier()
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -87,6 +95,9 @@ class Runtime:
         self.display: Any = None
         self.panel: Any = None
         self.store: Store | None = None
+        self.pair: Pair | None = None
+        self.link: Any = None
+        self._after_commit: list[Callable[[], None]] = []
         self.timers: CalendarTimers | None = None
         #: How often the loop woke up, for tests and benchmarks.
         self.wakeups = 0
@@ -129,6 +140,10 @@ class Runtime:
             self.panel = self._open_panel()
             stack.callback(self.panel.close)
             self._restore()
+            stack.callback(self._write_status)
+            if self.pair is not None:
+                self.link = self._open_link(self.pair)
+                stack.callback(self.link.stop)
             if self._key_stream is not None:
                 from micromance.hardware.keys import KeyLines
 
@@ -153,15 +168,33 @@ class Runtime:
 
         return Panel(self.config.pins, self.on_edge, self._pin_factory)
 
+    def _open_link(self, pair: Pair) -> Any:
+        from micromance.link.mqtt import MqttLink
+
+        link = MqttLink(self.config.broker, pair, self.post,
+                        client_factory=self._client_factory)
+        link.start()
+        return link
+
     def _restore(self) -> None:
         assert self.store is not None
+        self.device_id = self.store.device_id()
+        self.pair = load_pair(self.config.state_dir)
+        if self.pair is not None and self.pair.device_id != self.device_id:
+            log.warning("pair.json belongs to device %s, not this one (%s): ignoring it",
+                        self.pair.device_id, self.device_id)
+            self.pair = None
+        window, outbox = ReplayWindow(), 0
+        if self.pair is not None:
+            window = _load_window(self.store.load_window(self.pair.pair_id,
+                                                         self.pair.partner_id))
+            outbox = self.store.outbox_size(self.pair.pair_id)
         bag_json, prompt_id, draws = self.store.load_rotation()
         stamp = self._stamp()
         self.state = initial_state(
             self.settings, stamp["at"], stamp["wall"], counters=self.store.load_counters(),
             bag_json=bag_json, prompt_id=prompt_id, draws=draws,
-            paired=bool(self.store.get("pair_id")))
-        self.device_id = self.store.device_id()
+            paired=self.pair is not None, window=window, outbox=outbox)
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -229,12 +262,19 @@ class Runtime:
         self.state, commands = step(self.state, event)
         durable = [c for c in commands if isinstance(c, _DURABLE)]
         if durable:
+            # One commit for the whole step; publishing waits until it is on the disk.
             with self.store.transaction():
                 for command in durable:
                     self._carry_out(command, event.wall)
+            after, self._after_commit = self._after_commit, []
+            for action in after:
+                action()
         for command in commands:
             if not isinstance(command, _DURABLE):
                 self._carry_out(command, event.wall)
+        if isinstance(event, _LIVE_FACTS) or any(isinstance(c, cmd.NoteRejected)
+                                                  for c in commands):
+            self._write_status()
         for command in commands:
             for observer in self.observers:
                 observer(command)
@@ -257,23 +297,110 @@ class Runtime:
             case cmd.SaveRotation(bag_json=bag, prompt_id=prompt_id, draws=draws):
                 self.store.save_rotation(bag, prompt_id, draws)
             case cmd.SendThanks(total=total):
-                self.store.log_event(wall.isoformat(timespec="seconds"), "sent", f"#{total}")
+                self.store.log_event(_when(wall), "sent", f"#{total}")
+                self._send_reliably("thanks", wall)
                 log.info("thank-you #%d sent%s", total,
-                         "" if self.state and self.state.paired else
-                         " (not paired yet: counted here only)")
+                         "" if self.pair else " (not paired yet: counted here only)")
             case cmd.SendSeen():
-                self.store.log_event(wall.isoformat(timespec="seconds"), "seen")
+                self.store.log_event(_when(wall), "seen")
+                self._send_reliably("seen", wall)
                 log.info("partner's thank-you acknowledged")
             case cmd.SendDone(streak=streak):
-                self.store.log_event(wall.isoformat(timespec="seconds"), "done",
-                                     f"streak {streak}")
+                self.store.log_event(_when(wall), "done", f"streak {streak}")
+                self._send_reliably("done", wall)
                 log.info("today's gesture marked done (streak %d)", streak)
+            case cmd.SendAck(seqs=seqs):
+                if self.pair is not None:
+                    ack = self._message("ack", wall, seqs=tuple(seqs))
+                    self._after_commit.append(lambda: self.link.publish(ack))
+            case cmd.DropFromOutbox(seqs=seqs):
+                if self.pair is not None:
+                    delivered = self.store.outbox_remove(self.pair.pair_id, seqs)
+                    if delivered:
+                        log.info("partner confirmed %d message(s)", delivered)
+                        self._post_outbox_size()
+            case cmd.SaveWindow(window_json=window):
+                if self.pair is not None:
+                    self.store.save_window(self.pair.pair_id, self.pair.partner_id, window)
+            case cmd.Redeliver():
+                self._redeliver()
+            case cmd.PublishState():
+                if self.pair is not None and self.link is not None:
+                    summary = self._message("state", wall)
+                    self._after_commit.append(lambda: self.link.publish_state(summary))
+            case cmd.NoteRejected(reason=reason, first=first, total=total):
+                if first:
+                    log.warning("dropped a message that failed checks (%s); further ones are "
+                                "counted in status, not logged", reason)
+                self._write_status()
             case cmd.StartPairing():
                 log.info("pairing requested")
                 self.post(ev.PairingUpdate, phase=PairingPhase.FAILED,
                           detail="use: micromance pair")
             case cmd.CancelPairing() | cmd.ConfirmPairing():
                 pass
+
+    # --- the link ------------------------------------------------------------------------
+
+    def _message(self, kind: str, wall: datetime, **fields: Any) -> Message:
+        """A plaintext message stamped with a fresh, durable sequence number."""
+        assert self.store is not None and self.state is not None
+        counters = self.state.counters
+        return Message(type=kind, sender=self.device_id, seq=self.store.next_seq(),
+                       time=_when(wall), name=self.config.device.name,
+                       sent_total=counters.sent_total, streak=counters.streak, **fields)
+
+    def _send_reliably(self, kind: str, wall: datetime) -> None:
+        """Into the outbox (same commit as the counters), published once that is durable."""
+        if self.pair is None:
+            return
+        assert self.store is not None
+        message = self._message(kind, wall)
+        self.store.outbox_add(message.seq, self.pair.pair_id, kind, _to_json(message),
+                              _when(wall))
+        self._after_commit.append(lambda: self.link.publish(message))
+        self._after_commit.append(self._post_outbox_size)
+
+    def _redeliver(self) -> None:
+        if self.pair is None or self.link is None or not self.link.connected:
+            return
+        assert self.store is not None
+        waiting = self.store.outbox(self.pair.pair_id)
+        for _, text in waiting:
+            self.link.publish(_from_json(text))
+        if waiting:
+            log.info("redelivered %d message(s) awaiting the partner's confirmation",
+                     len(waiting))
+
+    def _post_outbox_size(self) -> None:
+        assert self.store is not None
+        size = self.store.outbox_size(self.pair.pair_id) if self.pair else 0
+        self.post(ev.OutboxChanged, size=size)
+
+    def _write_status(self) -> None:
+        """Live link facts for ``micromance status``, in the runtime directory (tmpfs)."""
+        state = self.state
+        if state is None:
+            return
+        facts = {
+            "pid": os.getpid(),
+            "link": state.link.value if self.pair else "offline",
+            "partner": "unknown" if state.partner_online is None or not self.pair
+            else ("online" if state.partner_online else "offline"),
+            "partner_name": state.sender,
+            "outbox": state.outbox,
+            "rejected": state.rejected,
+        }
+        if facts == getattr(self, "_status_written", None):
+            return
+        self._status_written = facts
+        path = live_status_path(self.config)
+        try:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(facts))
+            os.replace(temporary, path)
+        except OSError as error:
+            log.debug("cannot write %s: %s", path, error)
 
     def _show(self, frame: Any) -> None:
         from micromance.screens.render import render
@@ -295,4 +422,31 @@ class Runtime:
             log.info("last frame saved to %s", path)
 
 
-_DURABLE = (cmd.SaveCounters, cmd.SaveRotation, cmd.SendThanks, cmd.SendSeen, cmd.SendDone)
+_DURABLE = (cmd.SaveCounters, cmd.SaveRotation, cmd.SendThanks, cmd.SendSeen, cmd.SendDone,
+            cmd.SendAck, cmd.DropFromOutbox, cmd.SaveWindow, cmd.PublishState)
+_LIVE_FACTS = (ev.LinkChanged, ev.PartnerPresence, ev.OutboxChanged, ev.Delivery)
+
+
+def _when(wall: datetime) -> str:
+    return wall.isoformat(timespec="seconds")
+
+
+def _to_json(message: Message) -> str:
+    return json.dumps(asdict(message))
+
+
+def _from_json(text: str) -> Message:
+    data = json.loads(text)
+    return Message(**data | {"seqs": tuple(data.get("seqs", ()))})
+
+
+def _load_window(text: str) -> ReplayWindow:
+    if not text:
+        return ReplayWindow()
+    try:
+        return ReplayWindow.from_json(text)
+    except ValueError:
+        # A fresh window may let an old message act once more; the totals it carries are
+        # grow-only, so nothing is double counted.
+        log.warning("replay window unreadable; starting a fresh one")
+        return ReplayWindow()

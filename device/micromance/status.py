@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 from micromance import __version__
 from micromance.config import Config
+from micromance.link.pair import load_pair
 from micromance.store import Store
+
+STATUS_FILE = "status.json"
+
+
+def live_status_path(config: Config) -> Path:
+    """$RUNTIME_DIRECTORY under systemd (tmpfs: no SD-card wear), else the state directory."""
+    runtime_dir = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    return Path(runtime_dir or config.state_dir) / STATUS_FILE
 
 
 def collect_status(config: Config) -> dict[str, Any]:
@@ -30,15 +42,22 @@ def collect_status(config: Config) -> dict[str, Any]:
         "rejected": 0,
         "last_events": [],
     }
+    pair = load_pair(config.state_dir)
+    if pair is not None:
+        report.update(paired=True, pair_id=pair.pair_id[:8], partner_id=pair.partner_id)
+    live = _live_facts(config)
+    if live:
+        report.update(link=live["link"], partner=live["partner"], rejected=live["rejected"],
+                      partner_name=live.get("partner_name", ""), running=True)
+    else:
+        report["running"] = False
     if store is None:
         return report
     try:
         counters = store.load_counters()
-        pair_id = store.get("pair_id")
         report.update(
             device_id=store.get("device_id") or None,
-            paired=bool(pair_id),
-            pair_id=pair_id[:8] if pair_id else None,
+            outbox=store.outbox_size(pair.pair_id) if pair else 0,
             sent_total=counters.sent_total,
             received_total=counters.received_total,
             today=counters.today,
@@ -48,6 +67,20 @@ def collect_status(config: Config) -> dict[str, Any]:
     finally:
         store.close()
     return report
+
+
+def _live_facts(config: Config) -> dict[str, Any] | None:
+    """What the running daemon last reported, if it is still running."""
+    try:
+        facts = json.loads(live_status_path(config).read_text())
+        os.kill(int(facts["pid"]), 0)
+    except ProcessLookupError:
+        return None  # written by a unit that has stopped since
+    except PermissionError:
+        return facts  # alive, just owned by the service user
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return facts
 
 
 def format_status(report: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Durable state in SQLite: counters, rotation, the recent-events log.
+"""Durable state in SQLite: counters, rotation, outbox, replay windows, recent events.
 
 WAL with ``synchronous=FULL``: a commit that returned is on the disk, so a press survives a
 power cut the moment it was confirmed. Nothing is written unless something changed, so an
@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
@@ -29,6 +29,19 @@ RECENT_EVENTS_KEPT = 50
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,         -- our sequence number: the message's identity
+    pair_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    message TEXT NOT NULL,           -- plaintext message (JSON); sealed afresh for each delivery
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replay_windows (
+    pair_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    window TEXT NOT NULL,
+    PRIMARY KEY (pair_id, sender)
+);
 CREATE TABLE IF NOT EXISTS recent_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -164,6 +177,55 @@ class Store:
 
     def save_rotation(self, bag_json: str, prompt_id: str, draws: int) -> None:
         self.put("rotation", json.dumps({"bag": bag_json, "prompt": prompt_id, "draws": draws}))
+
+    # --- the link: sequence numbers, outbox, replay windows -----------------------------
+
+    def next_seq(self) -> int:
+        """Our next sequence number; durable, so a restart never reuses one."""
+        with self.transaction():
+            seq = int(self.get("seq", "0")) + 1
+            self.put("seq", str(seq))
+        return seq
+
+    def outbox_add(self, seq: int, pair_id: str, kind: str, message: str, created: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO outbox (seq, pair_id, type, message, created) VALUES (?, ?, ?, ?, ?)",
+                (seq, pair_id, kind, message, created))
+
+    def outbox_remove(self, pair_id: str, seqs: Iterable[int]) -> int:
+        """Forget delivered messages; returns how many were still waiting."""
+        removed = 0
+        with self.transaction():
+            for seq in seqs:
+                cursor = self._db.execute("DELETE FROM outbox WHERE pair_id = ? AND seq = ?",
+                                          (pair_id, seq))
+                removed += cursor.rowcount
+        return removed
+
+    def outbox(self, pair_id: str) -> list[tuple[int, str]]:
+        """Waiting messages, oldest first: (seq, message JSON)."""
+        rows = self._db.execute(
+            "SELECT seq, message FROM outbox WHERE pair_id = ? ORDER BY seq", (pair_id,))
+        return list(rows)
+
+    def outbox_size(self, pair_id: str) -> int:
+        (count,) = self._db.execute("SELECT COUNT(*) FROM outbox WHERE pair_id = ?",
+                                    (pair_id,)).fetchone()
+        return int(count)
+
+    def load_window(self, pair_id: str, sender: str) -> str:
+        row = self._db.execute(
+            "SELECT window FROM replay_windows WHERE pair_id = ? AND sender = ?",
+            (pair_id, sender)).fetchone()
+        return row[0] if row else ""
+
+    def save_window(self, pair_id: str, sender: str, window: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO replay_windows (pair_id, sender, window) VALUES (?, ?, ?) "
+                "ON CONFLICT(pair_id, sender) DO UPDATE SET window = excluded.window",
+                (pair_id, sender, window))
 
     # --- recent events (for ``status``) --------------------------------------------------
 

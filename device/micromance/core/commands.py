@@ -52,6 +52,46 @@ class SendDone:
 
 
 @dataclass(frozen=True)
+class SendAck:
+    """End-to-end acknowledgement of partner messages (fire and forget: redelivery re-acks)."""
+
+    seqs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DropFromOutbox:
+    """The partner acknowledged these of our messages: they are delivered for good."""
+
+    seqs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Redeliver:
+    """Publish everything still in the outbox again."""
+
+
+@dataclass(frozen=True)
+class PublishState:
+    """Refresh our retained, sealed summary (totals) for the partner's next reconnect."""
+
+
+@dataclass(frozen=True)
+class SaveWindow:
+    """Persist the replay window, so a replay is refused after a restart too."""
+
+    window_json: str
+
+
+@dataclass(frozen=True)
+class NoteRejected:
+    """A message was dropped; ``first`` when this reason was not seen before (log it)."""
+
+    reason: str
+    first: bool
+    total: int
+
+
+@dataclass(frozen=True)
 class SaveCounters:
     """Persist the counters (only emitted when they changed: no writes while idle)."""
 
@@ -89,5 +129,6 @@ class CancelPairing:
 
 Command = (
     ShowFrame | SetContrast | SetPanelPower | SetLight | SendThanks | SendSeen | SendDone
+    | SendAck | DropFromOutbox | Redeliver | PublishState | SaveWindow | NoteRejected
     | SaveCounters | SaveRotation | StartPairing | ConfirmPairing | CancelPairing
 )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from micromance.link.protocol import Message
 from micromance.screens.views import PairingPhase
 
 
@@ -80,6 +81,23 @@ class LinkChanged(Event):
 @dataclass(frozen=True, kw_only=True)
 class PartnerPresence(Event):
     online: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery(Event):
+    """A message from the partner, already opened and authenticated by the link adapter.
+
+    The core still decides whether it is new (replay window) and what it means.
+    """
+
+    message: Message
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rejected(Event):
+    """The link adapter dropped a message it could not authenticate or parse."""
+
+    reason: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ from micromance.core.commands import Command, LightMode
 from micromance.core.events import Gesture, LinkState
 from micromance.core.prompts import Prompt, ShuffleBag
 from micromance.core.quiet import QuietHours
+from micromance.link.protocol import Message, ReplayWindow
 from micromance.screens import views as v
 
 SENT_SECONDS = 4.0          # how long "Sent ♥" / "Seen ✓" stays up
@@ -31,6 +32,8 @@ PAIRING_RESULT_SECONDS = 6.0
 FRAME_SECONDS = 0.12        # heart animation: about 8 frames a second, then still
 PEEK_SECONDS = 30.0         # a button during quiet hours lights the screen this long
 PAGE_SECONDS = 30.0         # long prompts turn a page this often, on the half minute
+REDELIVER_FIRST = 20.0      # unacknowledged messages go out again after this long...
+REDELIVER_MAX = 900.0       # ...doubling each time up to this
 SHIFT_SECONDS = 60.0        # OLED care: move the picture once a minute
 #: Pixel-shift path: a small loop around the centre, one step a minute.
 SHIFTS = ((0, 0), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1))
@@ -115,6 +118,11 @@ class State:
     link: LinkState = LinkState.OFFLINE
     partner_online: bool | None = None
     outbox: int = 0
+    window: ReplayWindow = field(default_factory=ReplayWindow)
+    redeliver_at: float | None = None
+    redeliver_backoff: float = REDELIVER_FIRST
+    rejected: int = 0
+    rejected_reasons: frozenset[str] = frozenset()
     problem: v.ProblemView | None = None
     pairing: v.PairingView | None = None
     last_activity: float = 0.0
@@ -133,12 +141,15 @@ def initial_state(
     prompt_id: str = "",
     draws: int = 0,
     paired: bool = False,
+    window: ReplayWindow | None = None,
+    outbox: int = 0,
 ) -> State:
     """The state after start-up, restored from what the store kept."""
     bag = ShuffleBag.from_json(bag_json) if bag_json else ShuffleBag.fresh((), draws)
     by_id = {prompt.id: prompt for prompt in settings.library}
     state = State(settings=settings, at=at, wall=wall, counters=counters, bag=bag,
                   draws=draws, paired=paired, last_activity=at, mode_since=at,
+                  window=window or ReplayWindow(), outbox=outbox,
                   was_quiet=settings.quiet.contains(wall))
     if prompt_id in by_id:
         return replace(state, prompt=by_id[prompt_id], prompt_page_origin=_half_minutes(wall))
@@ -162,6 +173,7 @@ def next_deadline(state: State) -> float | None:
     candidates.append(button_timing.next_deadline(state.buttons))
     candidates.append(state.mode_until)
     candidates.append(state.peek_until)
+    candidates.append(state.redeliver_at)
     if _pulsing(state):
         candidates.append(state.pending_since + state.settings.received_timeout)
     if _bright(state):
@@ -198,21 +210,27 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             return _next_prompt(state, focus=False, out=out)[0]
         case ev.MorningFocus():
             return _next_prompt(state, focus=True, out=out)[0]
+        case ev.Delivery(message=message):
+            return _delivery(state, message, out)
+        case ev.Rejected(reason=reason):
+            return _rejected(state, reason, out)
         case ev.ThanksReceived(sender=sender, sender_total=total):
-            return _thanks_received(state, sender, total, out)
+            return _partner_total(state, total, sender, out)
         case ev.PartnerTotals(sender_total=total):
-            return _partner_total(state, total, out)[0]
+            return _partner_total(state, total, state.sender, out)
         case ev.SeenReceived():
-            if state.mode in (Mode.HOME, Mode.SENT):
-                return replace(state, mode=Mode.SENT, seen=True, mode_since=state.at,
-                               mode_until=state.at + SENT_SECONDS)
-            return state
+            return _seen(state)
         case ev.LinkChanged(link=link):
-            return replace(state, link=link)
+            state = replace(state, link=link)
+            if link is not LinkState.CONNECTED:
+                return state
+            out.append(cmd.PublishState())
+            return _redeliver_now(state, out)
         case ev.PartnerPresence(online=online):
-            return replace(state, partner_online=online)
+            state = replace(state, partner_online=online)
+            return _redeliver_now(state, out) if online else state
         case ev.OutboxChanged(size=size):
-            return replace(state, outbox=size)
+            return _outbox_changed(state, size)
         case ev.PairedChanged(paired=paired):
             return replace(state, paired=paired)
         case ev.PairingUpdate(phase=phase, code=code, detail=detail):
@@ -283,25 +301,78 @@ def _mark_done(state: State, out: list[Command]) -> State:
                    mode_until=state.at + DONE_SECONDS)
 
 
-def _thanks_received(state: State, sender: str, total: int, out: list[Command]) -> State:
-    state, added = _partner_total(state, total, out)
-    if not added:
-        return state  # a total we already counted: nothing new to show
-    mode_since = state.at if state.mode is not Mode.RECEIVED else state.mode_since
-    return replace(state, pending=state.pending + added, pending_since=state.at, sender=sender,
-                   mode=Mode.RECEIVED if state.mode is not Mode.PAIRING else state.mode,
-                   mode_since=mode_since, mode_until=None, last_activity=state.at)
+def _partner_total(state: State, total: int, sender: str, out: list[Command]) -> State:
+    """Grow-only: the partner's total only ever rises, and every rise is thanks to show.
 
-
-def _partner_total(state: State, total: int, out: list[Command]) -> tuple[State, int]:
-    """Grow-only: the partner's total only ever rises; the rise is what is new."""
+    Whichever message brings the news (the thanks itself, a later one, the retained state
+    after an outage), lost, duplicated or reordered messages converge on the same count.
+    """
     added = total - state.counters.received_total
     if added <= 0:
-        return state, 0
+        return state
     counters = replace(state.counters, received_total=total)
     counters = counters.add_today(added, state.wall.date())
     out.append(_save(counters))
-    return replace(state, counters=counters), added
+    mode = state.mode if state.mode is Mode.PAIRING else Mode.RECEIVED
+    mode_since = state.mode_since if state.mode is Mode.RECEIVED else state.at
+    return replace(state, counters=counters, pending=state.pending + added,
+                   pending_since=state.at, sender=sender or state.sender, mode=mode,
+                   mode_since=mode_since, mode_until=None, last_activity=state.at)
+
+
+def _seen(state: State) -> State:
+    if state.mode in (Mode.HOME, Mode.SENT):
+        return replace(state, mode=Mode.SENT, seen=True, mode_since=state.at,
+                       mode_until=state.at + SENT_SECONDS)
+    return state
+
+
+def _delivery(state: State, message: Message, out: list[Command]) -> State:
+    """A sealed message from the partner: new ones act, replays are refused and counted."""
+    if message.type == "state":
+        # The retained summary comes again on every reconnect; it only ever raises totals.
+        return _partner_total(state, message.sent_total, message.name, out)
+    if not state.window.check(message.seq):
+        if message.type != "ack":
+            out.append(cmd.SendAck((message.seq,)))  # our first ack may have been lost
+        return _rejected(state, "replayed", out)
+    window = state.window.accept(message.seq)
+    out.append(cmd.SaveWindow(window.to_json()))
+    state = replace(state, window=window)
+    if message.type == "ack":
+        out.append(cmd.DropFromOutbox(tuple(message.seqs)))
+        return state
+    out.append(cmd.SendAck((message.seq,)))
+    state = _partner_total(state, message.sent_total, message.name, out)
+    if message.type == "seen":
+        return _seen(state)
+    return state
+
+
+def _rejected(state: State, reason: str, out: list[Command]) -> State:
+    first = reason not in state.rejected_reasons
+    out.append(cmd.NoteRejected(reason, first, state.rejected + 1))
+    return replace(state, rejected=state.rejected + 1,
+                   rejected_reasons=state.rejected_reasons | {reason})
+
+
+def _outbox_changed(state: State, size: int) -> State:
+    if size == 0:
+        return replace(state, outbox=0, redeliver_at=None, redeliver_backoff=REDELIVER_FIRST)
+    if size < state.outbox:  # progress: the partner is answering, retry soon again
+        return replace(state, outbox=size, redeliver_backoff=REDELIVER_FIRST,
+                       redeliver_at=state.at + REDELIVER_FIRST)
+    if state.redeliver_at is None:
+        return replace(state, outbox=size, redeliver_at=state.at + state.redeliver_backoff)
+    return replace(state, outbox=size)
+
+
+def _redeliver_now(state: State, out: list[Command]) -> State:
+    if not state.outbox:
+        return state
+    out.append(cmd.Redeliver())
+    return replace(state, redeliver_backoff=REDELIVER_FIRST,
+                   redeliver_at=state.at + REDELIVER_FIRST)
 
 
 def _pairing_gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
@@ -357,6 +428,11 @@ def _expire(state: State, out: list[Command]) -> State:
         state = replace(state, mode=Mode.HOME)  # timed out: home shows the pending mark
     if state.peek_until is not None and at >= state.peek_until:
         state = replace(state, peek_until=None)
+    if state.redeliver_at is not None and at >= state.redeliver_at:
+        backoff = min(state.redeliver_backoff * 2, REDELIVER_MAX)
+        if state.outbox and state.link is LinkState.CONNECTED:
+            out.append(cmd.Redeliver())
+        state = replace(state, redeliver_backoff=backoff, redeliver_at=at + backoff)
     return state
 
 
