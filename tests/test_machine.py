@@ -75,7 +75,7 @@ def test_start_shows_home_with_a_prompt_and_light_off(unit):
 def test_thanks_press_records_sends_flashes_and_confirms(unit):
     out = unit.gesture(Gesture.THANKS_PRESS)
     assert of(cmd.SendThanks, out) == [cmd.SendThanks(total=1)]
-    assert of(cmd.SaveCounters, out)[0].sent_total == 1
+    assert of(cmd.SaveCounters, out)[0].counters.sent_total == 1
     assert cmd.SetLight(LightMode.FLASH) in out
     assert isinstance(unit.view, v.SentView) and unit.view.queued  # not paired: waits
     unit.run_for(5)

@@ -5,13 +5,10 @@ The loop runs on its own thread; tests wait on events (observed commands), never
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from micromance.config import Config, DisplayConfig, PathsConfig, QuietHoursConfig
 from micromance.core import commands as cmd
 from micromance.core import events as ev
 from micromance.core.commands import LightMode
@@ -19,55 +16,7 @@ from micromance.runtime import Runtime
 from micromance.screens import views as v
 from micromance.screens.render import render
 from micromance.store import Store
-
-WAIT = 10.0  # generous upper bound for an event to arrive; tests normally take milliseconds
-
-
-def desk_config(state_dir: Path, **display) -> Config:
-    return Config(
-        display=DisplayConfig(driver="dummy", **display),
-        paths=PathsConfig(state_dir=str(state_dir)),
-        quiet_hours=QuietHoursConfig(enabled=False),
-    )
-
-
-class Running:
-    """A runtime on a thread, with a way to wait for the commands it carried out."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.seen: list[cmd.Command] = []
-        self._changed = threading.Condition()
-        runtime.observers.append(self._observe)
-        self.result: list[int] = []
-        self.thread = threading.Thread(target=lambda: self.result.append(runtime.run()))
-
-    def _observe(self, command: cmd.Command) -> None:
-        with self._changed:
-            self.seen.append(command)
-            self._changed.notify_all()
-
-    def wait_for(self, predicate, timeout: float = WAIT):
-        with self._changed:
-            found = self._changed.wait_for(
-                lambda: next((c for c in self.seen if predicate(c)), None), timeout)
-        assert found, f"no matching command within {timeout}s; saw {self.seen[-5:]}"
-        return found
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        assert self.runtime.wait_started(WAIT), "runtime did not start"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.runtime.stop()
-        self.thread.join(WAIT)
-        assert not self.thread.is_alive()
-
-
-def press(factory, pin: int) -> None:
-    factory.pin(pin).drive_low()
-    factory.pin(pin).drive_high()
+from tests.units import Running, desk_config, press
 
 
 @pytest.fixture

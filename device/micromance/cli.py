@@ -38,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.set_defaults(handler=_status)
 
+    pair = commands.add_parser("pair", parents=[with_config],
+                               help="pair with the partner's unit, or --forget it")
+    how = pair.add_mutually_exclusive_group()
+    how.add_argument("--forget", action="store_true", help="unpair this unit")
+    how.add_argument("--local", nargs=2, metavar=("DIR_A", "DIR_B"),
+                     help="pair two state directories on this machine (tests, simulator)")
+    pair.add_argument("--room", metavar="NAME", help="rendezvous name on the broker")
+    pair.set_defaults(handler=_pair)
+
     preview = commands.add_parser("preview", parents=[with_config],
                                   help="render every screen to PNG files")
     preview.add_argument("--out", metavar="DIR", default="preview",
@@ -84,6 +93,24 @@ def _status(args: argparse.Namespace) -> int:
     report = collect_status(config)
     print(json.dumps(report) if args.json else format_status(report))
     return 0
+
+
+def _pair(args: argparse.Namespace) -> int:
+    from micromance.link.pair import forget_pair, pair_locally
+
+    if args.local:
+        pair_a, _ = pair_locally(Path(args.local[0]), Path(args.local[1]))
+        print(f"paired {pair_a.device_id} ({args.local[0]}) with {pair_a.partner_id} "
+              f"({args.local[1]}): pair {pair_a.pair_id[:8]}")
+        return 0
+    config = _load(args)
+    if args.forget:
+        forgotten = forget_pair(config.state_dir)
+        print("unpaired: the pair key is deleted" if forgotten else "this unit was not paired")
+        return 0
+    print("micromance: pairing over the broker is not available in this version; "
+          "use --local DIR_A DIR_B for two units on one machine", file=sys.stderr)
+    return EX_USAGE
 
 
 def _preview(args: argparse.Namespace) -> int:

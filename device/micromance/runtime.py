@@ -16,7 +16,6 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -292,8 +291,8 @@ class Runtime:
                 self.display.wake() if on else self.display.sleep()
             case cmd.SetLight(mode=mode):
                 self.panel.set_light(mode)
-            case cmd.SaveCounters():
-                self.store.save_counters(vars(command))
+            case cmd.SaveCounters(counters=counters):
+                self.store.save_counters(counters)
             case cmd.SaveRotation(bag_json=bag, prompt_id=prompt_id, draws=draws):
                 self.store.save_rotation(bag, prompt_id, draws)
             case cmd.SendThanks(total=total):
@@ -346,9 +345,13 @@ class Runtime:
         """A plaintext message stamped with a fresh, durable sequence number."""
         assert self.store is not None and self.state is not None
         counters = self.state.counters
-        return Message(type=kind, sender=self.device_id, seq=self.store.next_seq(),
-                       time=_when(wall), name=self.config.device.name,
-                       sent_total=counters.sent_total, streak=counters.streak, **fields)
+        seq = self.store.next_seq()
+        if kind in ("done", "state"):
+            fields["streak"] = counters.streak
+        if kind == "state":
+            fields["last_seq"] = seq
+        return Message(type=kind, sender=self.device_id, seq=seq, time=_when(wall),
+                       name=self.config.device.name, sent_total=counters.sent_total, **fields)
 
     def _send_reliably(self, kind: str, wall: datetime) -> None:
         """Into the outbox (same commit as the counters), published once that is durable."""
@@ -356,7 +359,7 @@ class Runtime:
             return
         assert self.store is not None
         message = self._message(kind, wall)
-        self.store.outbox_add(message.seq, self.pair.pair_id, kind, _to_json(message),
+        self.store.outbox_add(message.seq, self.pair.pair_id, kind, message.to_plaintext(),
                               _when(wall))
         self._after_commit.append(lambda: self.link.publish(message))
         self._after_commit.append(self._post_outbox_size)
@@ -367,7 +370,7 @@ class Runtime:
         assert self.store is not None
         waiting = self.store.outbox(self.pair.pair_id)
         for _, text in waiting:
-            self.link.publish(_from_json(text))
+            self.link.publish(Message.from_plaintext(text))
         if waiting:
             log.info("redelivered %d message(s) awaiting the partner's confirmation",
                      len(waiting))
@@ -429,15 +432,6 @@ _LIVE_FACTS = (ev.LinkChanged, ev.PartnerPresence, ev.OutboxChanged, ev.Delivery
 
 def _when(wall: datetime) -> str:
     return wall.isoformat(timespec="seconds")
-
-
-def _to_json(message: Message) -> str:
-    return json.dumps(asdict(message))
-
-
-def _from_json(text: str) -> Message:
-    data = json.loads(text)
-    return Message(**data | {"seqs": tuple(data.get("seqs", ()))})
 
 
 def _load_window(text: str) -> ReplayWindow:

@@ -14,11 +14,10 @@ import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
 
-from micromance.core.machine import Counters
+from micromance.core.counters import Counters
 from micromance.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -163,8 +162,8 @@ class Store:
             log.warning("stored counters unreadable; starting from zero")
             return Counters()
 
-    def save_counters(self, counters: dict[str, Any]) -> None:
-        self.put("counters", json.dumps(counters, sort_keys=True))
+    def save_counters(self, counters: Counters) -> None:
+        self.put("counters", json.dumps(asdict(counters), sort_keys=True))
 
     def load_rotation(self) -> tuple[str, str, int]:
         """(bag JSON, id of the prompt on screen, number of draws so far)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from micromance.core.counters import Counters
 from micromance.screens.views import Frame
 
 
@@ -95,12 +96,7 @@ class NoteRejected:
 class SaveCounters:
     """Persist the counters (only emitted when they changed: no writes while idle)."""
 
-    sent_total: int
-    received_total: int
-    today: int
-    day: str
-    streak: int
-    last_done_day: str
+    counters: Counters
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ what it shows changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from enum import Enum
 
 from micromance.core import buttons as button_timing
@@ -20,6 +20,7 @@ from micromance.core import commands as cmd
 from micromance.core import events as ev
 from micromance.core.buttons import Buttons
 from micromance.core.commands import Command, LightMode
+from micromance.core.counters import Counters
 from micromance.core.events import Gesture, LinkState
 from micromance.core.prompts import Prompt, ShuffleBag
 from micromance.core.quiet import QuietHours
@@ -63,29 +64,6 @@ class Mode(Enum):
 
 
 @dataclass(frozen=True)
-class Counters:
-    """Grow-only totals plus today's count and the done streak (days as ISO dates)."""
-
-    sent_total: int = 0
-    received_total: int = 0
-    today: int = 0
-    day: str = ""
-    streak: int = 0
-    last_done_day: str = ""
-
-    def today_on(self, day: date) -> int:
-        return self.today if self.day == day.isoformat() else 0
-
-    def streak_on(self, day: date) -> int:
-        """The streak still counts if the last done day is today or yesterday."""
-        alive = (day.isoformat(), (day - timedelta(days=1)).isoformat())
-        return self.streak if self.last_done_day in alive else 0
-
-    def add_today(self, count: int, day: date) -> Counters:
-        return replace(self, today=self.today_on(day) + count, day=day.isoformat())
-
-
-@dataclass(frozen=True)
 class Outputs:
     """What the adapters were last told, so only changes are sent."""
 
@@ -106,9 +84,7 @@ class State:
     mode_since: float = 0.0
     mode_until: float | None = None
     seen: bool = False
-    pending: int = 0                   # partner's thank-yous not yet acknowledged
     pending_since: float | None = None
-    sender: str = ""
     prompt: Prompt | None = None
     prompt_page_origin: int = 0
     focus: bool = False
@@ -130,13 +106,21 @@ class State:
     was_quiet: bool = False
     outputs: Outputs = Outputs()
 
+    @property
+    def pending(self) -> int:
+        return self.counters.pending
+
+    @property
+    def sender(self) -> str:
+        return self.counters.partner_name
+
 
 def initial_state(
     settings: Settings,
     at: float,
     wall: datetime,
     *,
-    counters: Counters = Counters(),
+    counters: Counters | None = None,
     bag_json: str = "",
     prompt_id: str = "",
     draws: int = 0,
@@ -147,10 +131,14 @@ def initial_state(
     """The state after start-up, restored from what the store kept."""
     bag = ShuffleBag.from_json(bag_json) if bag_json else ShuffleBag.fresh((), draws)
     by_id = {prompt.id: prompt for prompt in settings.library}
+    counters = counters or Counters()
     state = State(settings=settings, at=at, wall=wall, counters=counters, bag=bag,
                   draws=draws, paired=paired, last_activity=at, mode_since=at,
                   window=window or ReplayWindow(), outbox=outbox,
                   was_quiet=settings.quiet.contains(wall))
+    if counters.pending:
+        # Thank-yous that waited through a restart or power cut get their moment again.
+        state = replace(state, mode=Mode.RECEIVED, pending_since=at)
     if prompt_id in by_id:
         return replace(state, prompt=by_id[prompt_id], prompt_page_origin=_half_minutes(wall))
     state, _ = _next_prompt(state, focus=False)
@@ -262,8 +250,10 @@ def _gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
         return _send_thanks(state, out)
     if gesture is Gesture.NEXT_PRESS:
         if state.pending:
+            counters = replace(state.counters, pending=0)
+            out.append(_save(counters))
             out.append(cmd.SendSeen())
-            return replace(state, pending=0, pending_since=None, mode=Mode.HOME,
+            return replace(state, counters=counters, pending_since=None, mode=Mode.HOME,
                            mode_until=None)
         return _next_prompt(replace(state, mode=Mode.HOME, mode_until=None),
                             focus=False, out=out)[0]
@@ -310,13 +300,13 @@ def _partner_total(state: State, total: int, sender: str, out: list[Command]) ->
     added = total - state.counters.received_total
     if added <= 0:
         return state
-    counters = replace(state.counters, received_total=total)
+    counters = replace(state.counters, received_total=total, pending=state.pending + added,
+                       partner_name=sender or state.sender)
     counters = counters.add_today(added, state.wall.date())
     out.append(_save(counters))
     mode = state.mode if state.mode is Mode.PAIRING else Mode.RECEIVED
     mode_since = state.mode_since if state.mode is Mode.RECEIVED else state.at
-    return replace(state, counters=counters, pending=state.pending + added,
-                   pending_since=state.at, sender=sender or state.sender, mode=mode,
+    return replace(state, counters=counters, pending_since=state.at, mode=mode,
                    mode_since=mode_since, mode_until=None, last_activity=state.at)
 
 
@@ -409,7 +399,7 @@ def _next_prompt(state: State, *, focus: bool, out: list[Command] | None = None
 
 
 def _save(counters: Counters) -> cmd.SaveCounters:
-    return cmd.SaveCounters(**vars(counters))
+    return cmd.SaveCounters(counters)
 
 
 # --- time passing ----------------------------------------------------------------------------

@@ -89,3 +89,31 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def pair_locally(dir_a: Path, dir_b: Path) -> tuple[Pair, Pair]:
+    """Pair two units whose state directories are both on this machine (tests, simulator).
+
+    Over the broker, units pair with a 6-digit comparison instead; here both secrets are
+    written directly, so nothing crosses a network.
+    """
+    from micromance.link.protocol import new_key, new_pair_id
+    from micromance.store import Store
+
+    ids = []
+    for directory in (dir_a, dir_b):
+        store = Store.open(directory)
+        try:
+            ids.append(store.device_id())
+        finally:
+            store.close()
+    if ids[0] == ids[1]:
+        raise StoreError(f"{dir_a} and {dir_b} are the same unit; fix: give each its own "
+                         "state directory")
+    pair_id, key = new_pair_id(), new_key()
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    pair_a = Pair(pair_id, key, ids[0], ids[1], created)
+    pair_b = Pair(pair_id, key, ids[1], ids[0], created)
+    save_pair(dir_a, pair_a)
+    save_pair(dir_b, pair_b)
+    return pair_a, pair_b

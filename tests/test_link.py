@@ -1,0 +1,216 @@
+"""Two units through a real mosquitto: every THANKS arrives exactly once, whatever fails."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from micromance.core import commands as cmd
+from micromance.core.commands import LightMode
+from micromance.link.pair import pair_locally
+from micromance.runtime import Runtime
+from micromance.screens import views as v
+from tests.units import Running, desk_config, press
+
+THANKS, NEXT = 17, 27
+
+
+class Home:
+    """One unit in one home: its own pins, state directory and runtime."""
+
+    def __init__(self, state_dir: Path, name: str, broker) -> None:
+        self.state_dir = state_dir
+        self.name = name
+        self.broker = broker
+        self.factory = MockFactory(pin_class=MockPWMPin)
+        self.running: Running | None = None
+
+    def start(self) -> Home:
+        runtime = Runtime(desk_config(self.state_dir, name=self.name,
+                                      broker_port=self.broker.port),
+                          pin_factory=self.factory)
+        self.running = Running(runtime).__enter__()
+        return self
+
+    def stop(self) -> None:
+        if self.running is not None:
+            self.running.__exit__(None, None, None)
+            self.running = None
+
+    def close(self) -> None:
+        self.stop()
+        self.factory.reset()
+        self.factory.close()
+
+    @property
+    def runtime(self) -> Runtime:
+        assert self.running is not None
+        return self.running.runtime
+
+    def press(self, pin: int) -> None:
+        press(self.factory, pin)
+
+    def wait_for(self, predicate, timeout: float = 20.0, since: int = 0):
+        assert self.running is not None
+        return self.running.wait_for(predicate, timeout, since)
+
+    def wait_until(self, condition, timeout: float = 30.0) -> None:
+        assert self.running is not None
+        self.running.wait_until(condition, timeout)
+
+    def connected(self) -> None:
+        self.wait_for(lambda c: c == cmd.PublishState())
+
+    @property
+    def state(self):
+        return self.runtime.state
+
+
+@pytest.fixture
+def homes(tmp_path, broker):
+    a = Home(tmp_path / "a", "Sam", broker)
+    b = Home(tmp_path / "b", "Alex", broker)
+    pair_locally(a.state_dir, b.state_dir)
+    yield a, b
+    for home in (a, b):
+        home.close()
+
+
+def test_thanks_lights_the_partner_and_seen_comes_back(homes):
+    a, b = homes
+    a.start().connected()
+    b.start().connected()
+    a.press(THANKS)
+    b.wait_for(lambda c: c == cmd.SetLight(LightMode.PULSE))
+    assert b.factory.pin(18).state > 0 or b.runtime.panel.light_mode is LightMode.PULSE
+    frame = b.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
+                       and isinstance(c.frame.view, v.ReceivedView))
+    assert frame.frame.view.sender == "Sam"
+    since = b.running.mark()
+    b.press(NEXT)
+    a.wait_for(lambda c: isinstance(c, cmd.ShowFrame) and c.frame.view == v.SentView(seen=True))
+    b.wait_for(lambda c: c == cmd.SetLight(LightMode.OFF), since=since)
+    assert b.factory.pin(18).state == 0
+    # Both sides agree: A sent one, B received one, and both outboxes drain.
+    assert a.state.counters.sent_total == 1 == b.state.counters.received_total
+    _wait_outbox_empty(a)
+    _wait_outbox_empty(b)
+
+
+def _wait_outbox_empty(home: Home, timeout: float = 30.0) -> None:
+    home.wait_until(lambda: home.state.outbox == 0, timeout)
+
+
+def _wait_received(home: Home, total: int, timeout: float = 30.0) -> None:
+    home.wait_until(lambda: home.state.counters.received_total >= total, timeout)
+
+
+def test_partner_offline_for_50_presses_gets_each_exactly_once(homes):
+    a, b = homes
+    a.start().connected()
+    for _ in range(50):
+        a.press(THANKS)
+    a.wait_for(lambda c: c == cmd.SendThanks(total=50))
+    a.wait_until(lambda: a.state.outbox == 50)
+    b.start()
+    _wait_received(b, 50)
+    _wait_outbox_empty(a)
+    counters = b.state.counters
+    assert counters.received_total == 50
+    assert b.state.pending == 50  # each press counted once, none twice
+    assert b.state.rejected == sum(
+        1 for c in b.running.seen if isinstance(c, cmd.NoteRejected))
+
+
+def test_broker_killed_mid_presses_loses_nothing(homes, broker):
+    a, b = homes
+    a.start().connected()
+    b.start().connected()
+    for index in range(100):
+        a.press(THANKS)
+        if index == 40:
+            broker.kill()
+        if index == 60:
+            broker.restart()
+    _wait_received(b, 100, timeout=60)
+    _wait_outbox_empty(a, timeout=60)
+    assert b.state.counters.received_total == 100
+    assert a.state.counters.sent_total == 100
+
+
+def test_receiver_killed_and_restarted_counts_everything_once(homes):
+    a, b = homes
+    a.start().connected()
+    b.start().connected()
+    for _ in range(10):
+        a.press(THANKS)
+    _wait_received(b, 10)
+    b.stop()
+    for _ in range(10):
+        a.press(THANKS)
+    b.start()
+    _wait_received(b, 20)
+    _wait_outbox_empty(a)
+    assert b.state.counters.received_total == 20
+    assert b.state.pending == 20
+
+
+def test_forged_and_replayed_messages_are_dropped_and_counted(homes, broker):
+    import paho.mqtt.client as mqtt
+
+    from micromance.link import protocol
+    from micromance.link.pair import load_pair
+
+    a, b = homes
+    b.start().connected()
+    pair = load_pair(a.state_dir)
+    topic = protocol.Topics(pair.pair_id, pair.device_id).events
+    genuine = protocol.Message(type="thanks", sender=pair.device_id, seq=1,
+                               time="2026-11-25T12:00:00+01:00", name="Sam", sent_total=1)
+    sealed = protocol.seal(genuine, key=pair.key, topic=topic)
+    wrong_key = protocol.seal(genuine, key=bytes(32), topic=topic)
+    flipped = bytearray(sealed)
+    flipped[-10] ^= 0x01
+    attacker = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="attacker")
+    attacker.connect(broker.host, broker.port)
+    attacker.loop_start()
+    try:
+        for payload in (b"not json", wrong_key, bytes(flipped), b"x" * 5000, sealed, sealed):
+            attacker.publish(topic, payload, qos=1).wait_for_publish(5)
+        b.wait_for(lambda c: isinstance(c, cmd.NoteRejected) and c.total >= 5)
+    finally:
+        attacker.loop_stop()
+        attacker.disconnect()
+    state = b.state
+    assert state.counters.received_total == 1  # only the genuine one, once
+    assert state.rejected == 5
+    reasons = {c.reason for c in b.running.seen if isinstance(c, cmd.NoteRejected)}
+    assert reasons == {"not_json", "undecryptable", "oversized", "replayed"}
+    # The replay is refused after a restart too.
+    b.stop()
+    b.start().connected()
+    with contextlib.suppress(Exception):
+        attacker = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="attacker2")
+        attacker.connect(broker.host, broker.port)
+        attacker.loop_start()
+        attacker.publish(topic, sealed, qos=1).wait_for_publish(5)
+        b.wait_for(lambda c: isinstance(c, cmd.NoteRejected))
+        attacker.loop_stop()
+        attacker.disconnect()
+    assert b.state.counters.received_total == 1
+    assert b.state.rejected == 1
+
+
+def test_status_reports_the_link(homes, tmp_path):
+    from micromance.status import collect_status
+
+    a, b = homes
+    a.start().connected()
+    b.start().connected()
+    report = collect_status(a.runtime.config)
+    assert report["paired"] is True and report["link"] == "connected"
+    assert report["pair_id"] and len(report["pair_id"]) == 8
+    assert "key" not in str(report).lower()
