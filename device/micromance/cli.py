@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read buttons from standard input: t n T N p, one per character")
     run.set_defaults(handler=_run)
 
+    simulate = commands.add_parser(
+        "simulate", parents=[with_config],
+        help="two paired units side by side in this terminal, through a private mosquitto")
+    simulate.add_argument("--state", metavar="DIR", default=".state/simulate",
+                          help="where the two units keep their state (default: %(default)s)")
+    simulate.set_defaults(handler=_simulate)
+
     status = commands.add_parser("status", parents=[with_config],
                                  help="pairing, link, counters, recent events")
     status.add_argument("--json", action="store_true", help="one JSON object")
@@ -84,6 +91,20 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging(config.logging.level)
     runtime = Runtime(config, key_stream=sys.stdin if args.input == "stdin" else None)
     return runtime.run()
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import logging
+
+    from micromance.simulate import run_simulation
+
+    config = _load(args)
+    state = Path(args.state)
+    state.mkdir(parents=True, exist_ok=True)
+    # The terminal belongs to the two screens; the log goes beside the state.
+    logging.basicConfig(filename=state / "simulate.log", level=config.logging.level.upper(),
+                        format="%(asctime)s %(threadName)s %(name)s: %(message)s")
+    return run_simulation(config, state)
 
 
 def _status(args: argparse.Namespace) -> int:

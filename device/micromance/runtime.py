@@ -258,7 +258,11 @@ class Runtime:
 
     def _apply(self, event: ev.Event) -> None:
         assert self.state is not None and self.store is not None
+        received_before = self.state.counters.received_total
         self.state, commands = step(self.state, event)
+        received = self.state.counters.received_total
+        if received > received_before:
+            log.info("thank-you from %s (their #%d)", self.state.sender or "partner", received)
         durable = [c for c in commands if isinstance(c, _DURABLE)]
         if durable:
             # One commit for the whole step; publishing waits until it is on the disk.
