@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -214,3 +220,82 @@ def test_status_reports_the_link(homes, tmp_path):
     assert report["paired"] is True and report["link"] == "connected"
     assert report["pair_id"] and len(report["pair_id"]) == 8
     assert "key" not in str(report).lower()
+
+
+class UnitProcess:
+    """A unit as its own process (`micromance run`), so it can really be killed with -9."""
+
+    def __init__(self, state_dir: Path, port: int) -> None:
+        self.config = state_dir.parent / f"{state_dir.name}.toml"
+        self.config.write_text(
+            f'[device]\nname = "Alex"\n[display]\ndriver = "dummy"\n'
+            f'[quiet_hours]\nenabled = false\n[paths]\nstate_dir = "{state_dir}"\n'
+            f'[broker]\nhost = "127.0.0.1"\nport = {port}\ntls = false\n')
+        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> UnitProcess:
+        env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock",
+               "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "micromance", "run", "--config", str(self.config)],
+            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+        self.wait_line("link up")
+        return self
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        for line in process.stderr:
+            self.lines.put(line)
+
+    def wait_line(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} within {timeout}s")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.terminate()
+        return self.process.wait(20)
+
+
+def test_receiver_killed_with_sigkill_loses_nothing_and_counts_nothing_twice(tmp_path, broker):
+    a = Home(tmp_path / "a", "Sam", broker)
+    b_dir = tmp_path / "b"
+    pair_locally(a.state_dir, b_dir)
+    b = UnitProcess(b_dir, broker.port)
+    try:
+        a.start().connected()
+        b.start()
+        for _ in range(10):
+            a.press(THANKS)
+        b.wait_line("(their #10)")
+        b.kill()
+        for _ in range(10):
+            a.press(THANKS)
+        a.wait_until(lambda: a.state.counters.sent_total == 20)
+        b.start()
+        b.wait_line("(their #20)")
+        _wait_outbox_empty(a)
+        assert b.stop() == 0
+        from micromance.config import load_config
+        from micromance.status import collect_status
+
+        report = collect_status(load_config(b.config))
+        assert report["received_total"] == 20
+        assert report["outbox"] == 0
+    finally:
+        if b.process and b.process.poll() is None:
+            b.kill()
+        a.close()

@@ -318,3 +318,76 @@ def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
         assert counters.today <= counters.sent_total + counters.received_total
         if unit.state.outputs.light is LightMode.PULSE:
             assert unit.state.pending > 0
+
+
+# --- the link, as the core sees it ------------------------------------------------------------
+
+from micromance.link.protocol import Message  # noqa: E402
+
+PARTNER = "0123456789abcdef"
+
+
+def partner_message(seq: int, kind: str = "thanks", total: int | None = None, **extra) -> Message:
+    return Message(type=kind, sender=PARTNER, seq=seq, time="2026-11-25T12:00:00+01:00",
+                   name="Alex", sent_total=seq if total is None else total, **extra)
+
+
+def test_delivery_is_acked_counted_once_and_replays_refused(unit):
+    out = unit.send(ev.Delivery, message=partner_message(1))
+    assert cmd.SendAck((1,)) in out and of(cmd.SaveWindow, out)
+    assert unit.state.counters.received_total == 1
+    out = unit.send(ev.Delivery, message=partner_message(1))
+    assert cmd.SendAck((1,)) in out  # re-acked: our first ack may have been lost
+    assert of(cmd.NoteRejected, out) == [cmd.NoteRejected("replayed", True, 1)]
+    assert unit.state.counters.received_total == 1 and unit.state.pending == 1
+
+
+def test_ack_drains_the_outbox_and_state_only_raises_totals(unit):
+    out = unit.send(ev.Delivery, message=partner_message(5, "ack", total=0, seqs=(1, 2)))
+    assert cmd.DropFromOutbox((1, 2)) in out and not of(cmd.SendAck, out)
+    state_message = partner_message(6, "state", total=3, streak=0, last_seq=6)
+    unit.send(ev.Delivery, message=state_message)
+    unit.send(ev.Delivery, message=state_message)  # retained: comes again on each reconnect
+    assert unit.state.counters.received_total == 3 and unit.state.rejected == 0
+
+
+def test_unacknowledged_messages_go_out_again_with_backoff(unit):
+    unit.send(ev.LinkChanged, link=ev.LinkState.CONNECTED)
+    unit.send(ev.OutboxChanged, size=2)
+    gaps, last = [], unit.clock.mono
+    while len(gaps) < 8:
+        unit.clock.advance(next_deadline(unit.state) - unit.clock.mono)
+        if of(cmd.Redeliver, unit.send(ev.Tick)):
+            gaps.append(round(unit.clock.mono - last))
+            last = unit.clock.mono
+    assert gaps[:3] == [20, 40, 80]                      # doubling...
+    assert max(gaps) <= 900 and gaps[-1] == 900          # ...up to the cap
+    assert cmd.Redeliver() in unit.send(ev.LinkChanged, link=ev.LinkState.CONNECTED)
+    unit.send(ev.OutboxChanged, size=0)
+    assert unit.state.redeliver_at is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 12), min_size=1, max_size=40), st.randoms())
+def test_any_order_and_duplication_of_partner_events_converges(seqs, rng):
+    """Whatever arrives, in whatever order, however often: the same totals in the end."""
+    from micromance.core.clock import FakeClock
+
+    kinds = {3: "seen", 7: "done"}
+    messages = []
+    for seq in seqs:
+        kind = kinds.get(seq, "thanks")
+        extra = {"streak": 1} if kind == "done" else {}
+        total = sum(1 for s in range(1, seq + 1) if kinds.get(s, "thanks") == "thanks")
+        messages.append(partner_message(seq, kind, total=total, **extra))
+    rng.shuffle(messages)
+    unit = Unit(FakeClock(wall=datetime(2026, 11, 25, 12, 0, tzinfo=ZONE)))
+    for message in messages:
+        unit.send(ev.Delivery, message=message)
+    distinct = {m.seq: m for m in messages}
+    expected_total = max(m.sent_total for m in distinct.values())
+    assert unit.state.counters.received_total == expected_total
+    assert unit.state.pending == expected_total
+    assert unit.state.rejected == len(messages) - len(distinct)
+    acked = {c.seqs[0] for c in unit.log if isinstance(c, cmd.SendAck)}
+    assert acked == set(distinct)

@@ -25,3 +25,21 @@ def test_the_main_command_names_files_that_exist():
     for path in re.findall(r"(?:firmware_config|\.venv/bin)/[\w./-]+", main_command):
         if not path.startswith(".venv"):
             assert (ROOT / path).exists(), path
+
+
+def test_readme_pictures_are_what_the_screens_render_today():
+    from PIL import Image, ImageChops
+
+    from micromance.screens.preview import sample_frames
+    from micromance.screens.render import render
+
+    samples = sample_frames()
+    pictures = re.findall(r"\]\((device/screenshots/[\w-]+\.png)\)", README)
+    assert len(pictures) >= 4
+    for picture in pictures:
+        name, size = Path(picture).stem.rsplit("-", 1)
+        width, height = map(int, size.split("x"))
+        expected = render(samples[name], width, height)
+        with Image.open(ROOT / picture) as shown:
+            small = shown.convert("1").resize((width, height), Image.Resampling.NEAREST)
+        assert ImageChops.difference(small, expected).getbbox() is None, picture

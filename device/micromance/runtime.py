@@ -16,6 +16,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -178,6 +179,7 @@ class Runtime:
     def _restore(self) -> None:
         assert self.store is not None
         self.device_id = self.store.device_id()
+        self.settings = replace(self.settings, shuffle_seed=int(self.device_id[:8], 16))
         self.pair = load_pair(self.config.state_dir)
         if self.pair is not None and self.pair.device_id != self.device_id:
             log.warning("pair.json belongs to device %s, not this one (%s): ignoring it",

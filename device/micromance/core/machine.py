@@ -52,6 +52,7 @@ class Settings:
     pixel_shift: bool = True
     received_timeout: float = 7200.0
     library: tuple[Prompt, ...] = ()
+    shuffle_seed: int = 0       # per unit, so two partners do not see the same order
 
 
 class Mode(Enum):
@@ -390,7 +391,8 @@ def _next_prompt(state: State, *, focus: bool, out: list[Command] | None = None
     if not state.settings.library:
         return state, None
     draws = state.draws + 1
-    prompt, bag = state.bag.draw(state.settings.library, state.wall, draws)
+    seed = state.settings.shuffle_seed * 1_000_003 + draws
+    prompt, bag = state.bag.draw(state.settings.library, state.wall, seed)
     state = replace(state, prompt=prompt, bag=bag, draws=draws, focus=focus,
                     prompt_page_origin=_half_minutes(state.wall))
     if out is not None:

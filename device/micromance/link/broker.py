@@ -81,7 +81,7 @@ class PrivateBroker:
     ) -> None:
         self._port = port
         self._port_is_fixed = port is not None
-        self._given_directory = Path(directory) if directory is not None else None
+        self._given_directory = Path(directory).resolve() if directory is not None else None
         self._own_directory: Path | None = None
         self._verbose = verbose
         self._startup_timeout = startup_timeout
