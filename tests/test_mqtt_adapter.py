@@ -1,0 +1,119 @@
+"""The MQTT adapter's set-up, checked on a recording stand-in for paho's client."""
+
+from __future__ import annotations
+
+import socket
+from types import SimpleNamespace
+
+import pytest
+
+from micromance.config import BrokerConfig
+from micromance.core import events as ev
+from micromance.errors import LinkError
+from micromance.link import protocol
+from micromance.link.mqtt import SESSION_EXPIRY_SECONDS, MqttLink
+from micromance.link.pair import Pair
+
+PAIR = Pair(pair_id="00112233445566778899aabbccddeeff", key=bytes(range(32)),
+            device_id="0123456789abcdef", partner_id="fedcba9876543210")
+
+
+class RecordingClient:
+    """Records what the adapter asks of paho; behaves like a connected client."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+        self.calls: list[tuple] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            return SimpleNamespace(wait_for_publish=lambda timeout: None)
+        return record
+
+    def socket(self):
+        return self.sock
+
+    def called(self, name):
+        return [(args, kwargs) for call, args, kwargs in self.calls if call == name]
+
+
+def make_link(tmp_path, **broker):
+    posted = []
+    made = {}
+
+    def factory(*args, **kwargs):
+        made["client"] = RecordingClient(*args, **kwargs)
+        return made["client"]
+
+    link = MqttLink(BrokerConfig(**broker), PAIR, lambda kind, **f: posted.append((kind, f)),
+                    client_factory=factory)
+    return link, made["client"], posted
+
+
+def test_persistent_session_will_and_fixed_client_id(tmp_path):
+    import paho.mqtt.client as mqtt
+
+    link, client, _ = make_link(tmp_path, tls=False, port=1883)
+    assert client.kwargs["client_id"] == "micromance-0123456789abcdef"
+    assert client.kwargs["protocol"] == mqtt.MQTTv5
+    (will,) = client.called("will_set")
+    assert will == ((link.mine.presence, b"offline"), {"qos": 1, "retain": True})
+    link.start()
+    ((host, port), options), = client.called("connect_async")
+    assert (host, port) == ("localhost", 1883)
+    assert options["clean_start"] is False
+    assert options["properties"].SessionExpiryInterval == SESSION_EXPIRY_SECONDS
+    assert client.called("loop_start")
+    (low, high), = [(kw["min_delay"], kw["max_delay"]) for _, kw in
+                    client.called("reconnect_delay_set")]
+    assert 1 <= low < 2 and 50 <= high <= 70  # each unit its own base: reconnects spread out
+
+
+def test_on_connect_subscribes_sets_nodelay_and_says_online(tmp_path):
+    link, client, posted = make_link(tmp_path, tls=False)
+    reason = SimpleNamespace(is_failure=False)
+    link._on_connect(client, None, None, reason, None)
+    (subscriptions,), _ = client.called("subscribe")[0]
+    assert {topic for topic, qos in subscriptions} == {
+        link.partner.events, link.partner.state, link.partner.presence}
+    assert all(qos == 1 for _, qos in subscriptions)
+    assert client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    assert ((link.mine.presence, b"online"), {"qos": 1, "retain": True}) in \
+        client.called("publish")
+    assert posted[-1] == (ev.LinkChanged, {"link": ev.LinkState.CONNECTED})
+    client.sock.close()
+
+
+def test_tls_and_password_file_reach_the_client(tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    _, client, _ = make_link(tmp_path, tls=True, ca_file="/etc/ssl/ca.pem",
+                             client_cert="/c.pem", client_key="/k.pem",
+                             username="sam", password_file=str(secret))
+    assert client.called("username_pw_set") == [(("sam", "s3cret"), {})]
+    (_, tls), = client.called("tls_set")
+    assert (tls["ca_certs"], tls["certfile"], tls["keyfile"]) == ("/etc/ssl/ca.pem", "/c.pem",
+                                                                   "/k.pem")
+
+
+def test_unreadable_password_file_is_a_clear_link_error(tmp_path):
+    with pytest.raises(LinkError, match=r"broker\.password_file"):
+        make_link(tmp_path, username="sam", password_file=str(tmp_path / "missing"))
+
+
+def test_messages_become_events_or_counted_rejections(tmp_path):
+    link, client, posted = make_link(tmp_path, tls=False)
+    link._connected.set()
+    message = protocol.Message(type="thanks", sender=PAIR.partner_id, seq=4,
+                               time="2026-11-25T12:00:00+01:00", name="Alex", sent_total=4)
+    sealed = protocol.seal(message, key=PAIR.key, topic=link.partner.events)
+    for topic, payload in [(link.partner.events, sealed), (link.partner.events, b"{}"),
+                           (link.partner.presence, b"online"), ("elsewhere", b"x")]:
+        link._on_message(client, None, SimpleNamespace(topic=topic, payload=payload))
+    assert posted == [(ev.Delivery, {"message": message}),
+                      (ev.Rejected, {"reason": "bad_envelope"}),
+                      (ev.PartnerPresence, {"online": True}),
+                      (ev.Rejected, {"reason": "unexpected_topic"})]
+    client.sock.close()
