@@ -1,0 +1,389 @@
+"""Pairing two units: numeric comparison with a commitment, as a pure state machine.
+
+Two buttons cannot type a code, so the units agree on a key the way Bluetooth LE numeric
+comparison does. Both meet on a rendezvous topic; the unit with the lower id initiates:
+
+    A -> B  commit   H(pkA || nA)            A is bound to its key and nonce before...
+    B -> A  key      pkB, nB                 ...it sees B's,
+    A -> B  reveal   pkA, nA                 and B checks the commitment.
+
+Both then show a 6-digit code derived from the X25519 secret and both public values and
+nonces. Someone controlling the broker can sit in the middle, but cannot make the two codes
+match: the commitment stops them from choosing their key after seeing A's nonce, so each
+attempt has a one-in-a-million chance. The people compare the codes and press THANKS on both
+units; each unit then proves it holds the same key (a MAC), and only when both did is the
+pair key (and pair id) derived with HKDF and kept.
+
+Nothing here touches the network, the disk or a clock: randomness comes in as ``entropy``,
+time as ``at``, received payloads as bytes; outgoing payloads are returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+VERSION = 1
+ENTROPY_BYTES = 56            # 32 private key, 16 nonce, 8 session id
+MAX_PAYLOAD_BYTES = 1024
+HELLO_EVERY = 2.0             # seconds between announcements while searching
+RESEND_EVERY = 2.0            # the last step's message again, until answered
+SEARCH_SECONDS = 120.0        # no partner in the room within this: timed out
+STEP_SECONDS = 20.0           # each protocol step must be answered within this
+CONFIRM_SECONDS = 180.0       # people have this long to compare and press THANKS
+
+_HEX32 = 64
+_HEX16 = 32
+
+
+class Phase(Enum):
+    SEARCHING = "searching"
+    EXCHANGING = "exchanging"
+    CODE = "code"
+    WAITING = "waiting"       # confirmed here; waiting for the other unit's confirmation
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (Phase.CONFIRMED, Phase.FAILED, Phase.TIMED_OUT, Phase.CANCELLED)
+
+
+@dataclass(frozen=True)
+class PairResult:
+    pair_id: str
+    key: bytes
+    partner_id: str
+
+    def __repr__(self) -> str:
+        return f"PairResult(pair_id={self.pair_id[:8]}…, partner={self.partner_id})"
+
+
+@dataclass(frozen=True)
+class Session:
+    """One pairing attempt, from one unit's side."""
+
+    me: str
+    secret: bytes                  # X25519 private key (fresh per attempt)
+    nonce: bytes
+    session_nonce: bytes
+    phase: Phase = Phase.SEARCHING
+    peer: str = ""
+    session: str = ""
+    initiator: bool = False
+    commitment: bytes = b""        # the initiator's, as received by the responder
+    peer_key: bytes = b""
+    peer_nonce: bytes = b""
+    code: str = ""
+    confirmed_here: bool = False
+    confirmed_there: bool = False
+    detail: str = ""
+    deadline: float = 0.0          # the current phase's time limit
+    resend_at: float | None = None
+    last_sent: bytes = b""         # resent until the step is answered
+    my_confirm: bytes = b""
+    result: PairResult | None = None
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"Session(me={self.me}, phase={self.phase.value}, peer={self.peer or '-'})"
+
+    @property
+    def public_key(self) -> bytes:
+        return _public(self.secret)
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in FINISHED
+
+
+Step = tuple[Session, list[bytes]]
+
+
+# --- the protocol ----------------------------------------------------------------------------
+
+
+def begin(me: str, entropy: bytes, at: float) -> Step:
+    """Start an attempt: announce ourselves in the room."""
+    if len(entropy) != ENTROPY_BYTES:
+        raise ValueError(f"pairing needs {ENTROPY_BYTES} bytes of entropy")
+    session = Session(me=me, secret=entropy[:32], nonce=entropy[32:48],
+                      session_nonce=entropy[48:], deadline=at + SEARCH_SECONDS)
+    hello = _message(session, "hello")
+    return replace(session, resend_at=at + HELLO_EVERY, last_sent=hello), [hello]
+
+
+def receive(session: Session, payload: bytes, at: float) -> Step:
+    """Handle one payload from the room; anything malformed or not for us is ignored."""
+    message = _parse(payload)
+    if message is None or message["from"] == session.me:
+        return session, []
+    if session.finished:
+        return session, _after_the_end(session, message)
+    kind, sender = message["t"], message["from"]
+    if kind == "hello":
+        return _on_hello(session, sender, at)
+    if message.get("to") != session.me:
+        return session, []
+    if kind == "commit" and session.phase is Phase.SEARCHING and sender < session.me:
+        return _on_commit(session, message, at)
+    if sender != session.peer or message.get("s") != session.session:
+        return session, []  # another unit, or another attempt: it cannot take this one over
+    handler = {"key": _on_key, "reveal": _on_reveal, "confirm": _on_confirm,
+               "cancel": _on_cancel, "commit": _on_repeat}.get(kind)
+    return handler(session, message, at) if handler else (session, [])
+
+
+def confirm(session: Session, at: float) -> Step:
+    """The person pressed THANKS: the codes match on both screens."""
+    if session.phase is not Phase.CODE:
+        return session, []
+    mac = _confirm_mac(session, session.me)
+    message = _message(session, "confirm", mac=mac.hex())
+    session = replace(session, confirmed_here=True, phase=Phase.WAITING,
+                      resend_at=at + RESEND_EVERY, last_sent=message, my_confirm=message)
+    return _maybe_done(session), [message]
+
+
+def cancel(session: Session, at: float, detail: str = "cancelled") -> Step:
+    """The person pressed NEXT, or gave up: tell the other unit, if there is one."""
+    if session.finished:
+        return session, []
+    out = [_message(session, "cancel")] if session.peer else []
+    return _finish(session, Phase.CANCELLED, detail), out
+
+
+def tick(session: Session, at: float) -> Step:
+    """Time passed: resend what is unanswered, or give up when a step took too long."""
+    if session.finished:
+        return session, []
+    if at >= session.deadline:
+        out = [_message(session, "cancel")] if session.peer else []
+        return _finish(session, Phase.TIMED_OUT, _timeout_detail(session)), out
+    if session.resend_at is not None and at >= session.resend_at and session.last_sent:
+        return replace(session, resend_at=at + RESEND_EVERY), [session.last_sent]
+    return session, []
+
+
+def next_deadline(session: Session) -> float | None:
+    if session.finished:
+        return None
+    return min(session.deadline, session.resend_at or session.deadline)
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+def _on_hello(session: Session, sender: str, at: float) -> Step:
+    if session.phase is not Phase.SEARCHING or sender < session.me:
+        return session, []  # the unit with the lower id initiates; the other waits for it
+    session = replace(session, peer=sender, initiator=True, phase=Phase.EXCHANGING,
+                      session=session.session_nonce.hex(), deadline=at + STEP_SECONDS)
+    commit = _message(session, "commit", c=commitment(session.public_key, session.nonce).hex())
+    return replace(session, resend_at=at + RESEND_EVERY, last_sent=commit), [commit]
+
+
+def _on_commit(session: Session, message: dict, at: float) -> Step:
+    committed = _hex(message.get("c"), _HEX32)
+    sid = message.get("s")
+    if committed is None or not _is_hex(sid, 8):
+        return session, []
+    session = replace(session, peer=message["from"], session=sid, commitment=committed,
+                      phase=Phase.EXCHANGING, deadline=at + STEP_SECONDS)
+    key = _message(session, "key", pk=session.public_key.hex(), n=session.nonce.hex())
+    return replace(session, resend_at=at + RESEND_EVERY, last_sent=key), [key]
+
+
+def _on_key(session: Session, message: dict, at: float) -> Step:
+    if not session.initiator:
+        return session, []
+    peer_key, peer_nonce = _hex(message.get("pk"), _HEX32), _hex(message.get("n"), _HEX16)
+    if peer_key is None or peer_nonce is None:
+        return session, []
+    if session.peer_key:
+        if (peer_key, peer_nonce) == (session.peer_key, session.peer_nonce):
+            return session, [session.last_sent]  # our reveal was lost: send it again
+        return _abort(session, "another unit interfering")
+    session = replace(session, peer_key=peer_key, peer_nonce=peer_nonce)
+    reveal = _message(session, "reveal", pk=session.public_key.hex(), n=session.nonce.hex())
+    session = _show_code(session, at)
+    return replace(session, resend_at=None, last_sent=reveal), [reveal]
+
+
+def _on_reveal(session: Session, message: dict, at: float) -> Step:
+    if session.initiator:
+        return session, []
+    peer_key, peer_nonce = _hex(message.get("pk"), _HEX32), _hex(message.get("n"), _HEX16)
+    if peer_key is None or peer_nonce is None:
+        return session, []
+    if session.peer_key:
+        if (peer_key, peer_nonce) == (session.peer_key, session.peer_nonce):
+            return session, []  # a duplicate
+        return _abort(session, "another unit interfering")
+    if not hmac.compare_digest(commitment(peer_key, peer_nonce), session.commitment):
+        return _abort(session, "protocol violation")
+    session = replace(session, peer_key=peer_key, peer_nonce=peer_nonce)
+    return replace(_show_code(session, at), resend_at=None), []
+
+
+def _on_confirm(session: Session, message: dict, at: float) -> Step:
+    if session.phase not in (Phase.CODE, Phase.WAITING):
+        return session, []
+    mac = _hex(message.get("mac"), _HEX32)
+    if mac is None:
+        return session, []
+    if not hmac.compare_digest(mac, _confirm_mac(session, session.peer)):
+        # The other unit holds a different key: someone was in the middle.
+        return _abort(session, "codes did not match")
+    return _maybe_done(replace(session, confirmed_there=True)), []
+
+
+def _after_the_end(session: Session, message: dict) -> list[bytes]:
+    """Paired here, but the other unit may lack our confirmation: it keeps sending its own."""
+    if (session.phase is Phase.CONFIRMED and message["t"] == "confirm"
+            and message["from"] == session.peer and message.get("s") == session.session):
+        return [session.my_confirm]
+    return []
+
+
+def _on_cancel(session: Session, message: dict, at: float) -> Step:
+    return _finish(session, Phase.FAILED, "cancelled on the other unit"), []
+
+
+def _on_repeat(session: Session, message: dict, at: float) -> Step:
+    """The initiator's commit again (our key was lost): answer it again, if it is the same."""
+    if session.initiator or session.phase is not Phase.EXCHANGING:
+        return session, []
+    if _hex(message.get("c"), _HEX32) != session.commitment:
+        return _abort(session, "another unit interfering")
+    return session, [session.last_sent]
+
+
+def _show_code(session: Session, at: float) -> Session:
+    return replace(session, phase=Phase.CODE, code=_code(session), deadline=at + CONFIRM_SECONDS)
+
+
+def _maybe_done(session: Session) -> Session:
+    if not (session.confirmed_here and session.confirmed_there):
+        return session
+    key, pair_id = pair_secrets(*_ordered_inputs(session))
+    result = PairResult(pair_id=pair_id, key=key, partner_id=session.peer)
+    return replace(_finish(session, Phase.CONFIRMED, ""), result=result)
+
+
+def _abort(session: Session, detail: str) -> Step:
+    return _finish(session, Phase.FAILED, detail), [_message(session, "cancel")]
+
+
+def _finish(session: Session, phase: Phase, detail: str) -> Session:
+    return replace(session, phase=phase, detail=detail, resend_at=None, last_sent=b"")
+
+
+def _timeout_detail(session: Session) -> str:
+    if session.phase is Phase.SEARCHING:
+        return "no other unit in the room"
+    if session.phase in (Phase.CODE, Phase.WAITING):
+        return "not confirmed on both units"
+    return "the other unit stopped answering"
+
+
+# --- the cryptography ----------------------------------------------------------------------
+
+
+def commitment(public_key: bytes, nonce: bytes) -> bytes:
+    return hashlib.sha256(b"micromance/v1 commit\n" + public_key + nonce).digest()
+
+
+def comparison_code(shared: bytes, pk_a: bytes, pk_b: bytes, n_a: bytes, n_b: bytes) -> str:
+    """Six digits both people compare; A is the initiator."""
+    digest = hashlib.sha256(b"micromance/v1 code\n" + shared + pk_a + pk_b + n_a + n_b).digest()
+    return f"{int.from_bytes(digest[:8], 'big') % 1_000_000:06d}"
+
+
+def pair_secrets(shared: bytes, pk_a: bytes, pk_b: bytes, n_a: bytes, n_b: bytes
+                 ) -> tuple[bytes, str]:
+    """(pair key, pair id) from HKDF over the shared secret and both public values."""
+    okm = HKDF(algorithm=hashes.SHA256(), length=48, salt=n_a + n_b,
+               info=b"micromance/v1 pair\n" + pk_a + pk_b).derive(shared)
+    return okm[:32], okm[32:].hex()
+
+
+def _confirm_key(shared: bytes, pk_a: bytes, pk_b: bytes, n_a: bytes, n_b: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=n_a + n_b,
+                info=b"micromance/v1 confirm\n" + pk_a + pk_b).derive(shared)
+
+
+def _confirm_mac(session: Session, sender: str) -> bytes:
+    key = _confirm_key(*_ordered_inputs(session))
+    return hmac.new(key, b"confirm\n" + sender.encode() + b"\n" + session.session.encode(),
+                    hashlib.sha256).digest()
+
+
+def _ordered_inputs(session: Session) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    shared = _shared(session.secret, session.peer_key)
+    mine, theirs = (session.public_key, session.nonce), (session.peer_key, session.peer_nonce)
+    (pk_a, n_a), (pk_b, n_b) = (mine, theirs) if session.initiator else (theirs, mine)
+    return shared, pk_a, pk_b, n_a, n_b
+
+
+def _code(session: Session) -> str:
+    return comparison_code(*_ordered_inputs(session))
+
+
+def _public(secret: bytes) -> bytes:
+    return X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _shared(secret: bytes, peer_key: bytes) -> bytes:
+    private = X25519PrivateKey.from_private_bytes(secret)
+    return private.exchange(X25519PublicKey.from_public_bytes(peer_key))
+
+
+# --- wire format ---------------------------------------------------------------------------
+
+
+def _message(session: Session, kind: str, **fields: str) -> bytes:
+    body: dict[str, object] = {"v": VERSION, "t": kind, "from": session.me}
+    if kind != "hello":
+        body.update(to=session.peer, s=session.session)
+    body.update(fields)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _parse(payload: bytes) -> dict | None:
+    if not isinstance(payload, bytes | bytearray) or len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        message = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(message, dict) or message.get("v") != VERSION:
+        return None
+    if message.get("t") not in ("hello", "commit", "key", "reveal", "confirm", "cancel"):
+        return None
+    if not _is_hex(message.get("from"), 8):
+        return None
+    return message
+
+
+def _is_hex(value: object, size: int) -> bool:
+    if not isinstance(value, str) or len(value) != 2 * size:
+        return False
+    return all(c in "0123456789abcdef" for c in value)
+
+
+def _hex(value: object, length: int) -> bytes | None:
+    if not isinstance(value, str) or len(value) != length:
+        return None
+    try:
+        return bytes.fromhex(value) if value == value.lower() else None
+    except ValueError:
+        return None
