@@ -73,7 +73,7 @@ def test_every_stdin_key_is_understood(config):
     assert result.returncode == 0, result.stderr
     assert "thank-you #2 sent" in result.stderr       # t and T
     assert "marked done" in result.stderr             # N
-    assert "pairing requested" in result.stderr       # p
+    assert "pairing: looking for the other unit" in result.stderr  # p
     assert "ignored keys 'x'" in result.stderr
 
 

@@ -130,14 +130,52 @@ def test_both_held_five_seconds_enters_pairing_and_next_cancels(unit):
     assert of(cmd.StartPairing, out) == [cmd.StartPairing()]
     assert unit.view == v.PairingView(v.PairingPhase.SEARCHING)
     unit.send(ev.ButtonUp, button=Button.THANKS)
-    out = unit.send(ev.ButtonUp, button=Button.NEXT)
+    unit.send(ev.ButtonUp, button=Button.NEXT)
     assert not of(cmd.SendThanks, unit.log)
-    unit.send(ev.PairingUpdate, phase=v.PairingPhase.CODE, code="123456")
-    assert unit.view == v.PairingView(v.PairingPhase.CODE, "123456")
-    assert of(cmd.ConfirmPairing, unit.gesture(Gesture.THANKS_PRESS))
-    assert unit.view.phase is v.PairingPhase.WAITING
-    assert of(cmd.CancelPairing, unit.gesture(Gesture.NEXT_PRESS))
+    out = unit.send(ev.PairingBegin, entropy=bytes(range(56)))
+    assert b'"t":"hello"' in of(cmd.PublishPairing, out)[0].payload
+    out = unit.gesture(Gesture.NEXT_PRESS)
+    assert cmd.StopPairing() in out and isinstance(unit.view, v.HomeView)
+
+
+def test_pairing_through_the_core_shows_the_code_and_pairs_after_thanks(clock):
+    from micromance.link import pairing
+
+    unit = Unit(clock, device_id="5555555555555555")
+    unit.gesture(Gesture.BOTH_HOLD)
+    hello = of(cmd.PublishPairing, unit.send(ev.PairingBegin, entropy=bytes(56)))[0].payload
+    peer, sent = pairing.begin("1111111111111111", bytes(range(56)), clock.mono)
+    to_unit = sent
+    for _ in range(6):  # relay between the core and a peer session until quiet
+        replies = []
+        for payload in to_unit:
+            replies += [c.payload for c in of(cmd.PublishPairing,
+                                                unit.send(ev.PairingMessage, payload=payload))]
+        to_peer, to_unit = replies + ([hello] if hello else []), []
+        hello = None
+        for payload in to_peer:
+            peer, more = pairing.receive(peer, payload, clock.mono)
+            to_unit += more
+    assert unit.view == v.PairingView(v.PairingPhase.CODE, peer.code)
+    out = unit.gesture(Gesture.THANKS_PRESS)
+    assert unit.view.phase is v.PairingPhase.WAITING and not of(cmd.SendThanks, out)
+    peer, _ = pairing.confirm(peer, clock.mono)
+    for payload in (c.payload for c in of(cmd.PublishPairing, out)):
+        peer, _ = pairing.receive(peer, payload, clock.mono)
+    out = unit.send(ev.PairingMessage, payload=peer.my_confirm)
+    (saved,) = of(cmd.SavePair, out)
+    assert saved.result.key == peer.result.key and saved.result.partner_id == peer.me
+    assert unit.state.paired and unit.state.counters.sent_total == 0
+    assert unit.view == v.PairingView(v.PairingPhase.CONFIRMED)
+    assert cmd.StopPairing() in unit.run_for(10)
     assert isinstance(unit.view, v.HomeView)
+
+
+def test_unpair_from_the_partner_forgets_the_pair(unit):
+    unit.state = replace(unit.state, paired=True)
+    out = unit.send(ev.Delivery, message=partner_message(1, "unpair", total=0))
+    assert cmd.ForgetPair() in out and not unit.state.paired
+    assert unit.view == v.ProblemView("Unpaired", "Alex unpaired the units")
 
 
 def test_received_thanks_pulses_animates_and_next_acknowledges(unit):

@@ -29,9 +29,9 @@ from micromance.core.events import Button, Gesture
 from micromance.core.machine import Settings, State, initial_state, next_deadline, step
 from micromance.core.prompts import load_library
 from micromance.core.quiet import QuietHours
-from micromance.link.pair import Pair, load_pair
+from micromance.link.pair import Pair, forget_pair, load_pair, save_pair
+from micromance.link.pairing import ENTROPY_BYTES
 from micromance.link.protocol import Message, ReplayWindow
-from micromance.screens.views import PairingPhase
 from micromance.service import Notifier
 from micromance.status import live_status_path
 from micromance.store import Store
@@ -87,6 +87,8 @@ class Runtime:
         self._pin_factory = pin_factory
         self._display_override = display
         self._client_factory = client_factory
+        #: Rendezvous room for pairing (``pair --room``); empty: the config's broker.room.
+        self.pairing_room = ""
         self._key_stream = key_stream
         self.notifier = notifier or Notifier()
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -97,6 +99,7 @@ class Runtime:
         self.store: Store | None = None
         self.pair: Pair | None = None
         self.link: Any = None
+        self.rendezvous: Any = None
         self._after_commit: list[Callable[[], None]] = []
         self.timers: CalendarTimers | None = None
         #: How often the loop woke up, for tests and benchmarks.
@@ -143,7 +146,8 @@ class Runtime:
             stack.callback(self._write_status)
             if self.pair is not None:
                 self.link = self._open_link(self.pair)
-                stack.callback(self.link.stop)
+            stack.callback(self._close_link)
+            stack.callback(self._close_rendezvous)
             if self._key_stream is not None:
                 from micromance.hardware.keys import KeyLines
 
@@ -179,7 +183,8 @@ class Runtime:
     def _restore(self) -> None:
         assert self.store is not None
         self.device_id = self.store.device_id()
-        self.settings = replace(self.settings, shuffle_seed=int(self.device_id[:8], 16))
+        self.settings = replace(self.settings, shuffle_seed=int(self.device_id[:8], 16),
+                                device_id=self.device_id)
         self.pair = load_pair(self.config.state_dir)
         if self.pair is not None and self.pair.device_id != self.device_id:
             log.warning("pair.json belongs to device %s, not this one (%s): ignoring it",
@@ -193,7 +198,8 @@ class Runtime:
         bag_json, prompt_id, draws = self.store.load_rotation()
         stamp = self._stamp()
         self.state = initial_state(
-            self.settings, stamp["at"], stamp["wall"], counters=self.store.load_counters(),
+            self.settings, stamp["at"], stamp["wall"],
+            counters=self.store.load_counters(self._pair_id),
             bag_json=bag_json, prompt_id=prompt_id, draws=draws,
             paired=self.pair is not None, window=window, outbox=outbox)
 
@@ -298,7 +304,7 @@ class Runtime:
             case cmd.SetLight(mode=mode):
                 self.panel.set_light(mode)
             case cmd.SaveCounters(counters=counters):
-                self.store.save_counters(counters)
+                self.store.save_counters(counters, self._pair_id)
             case cmd.SaveRotation(bag_json=bag, prompt_id=prompt_id, draws=draws):
                 self.store.save_rotation(bag, prompt_id, draws)
             case cmd.SendThanks(total=total):
@@ -339,13 +345,68 @@ class Runtime:
                                 "counted in status, not logged", reason)
                 self._write_status()
             case cmd.StartPairing():
-                log.info("pairing requested")
-                self.post(ev.PairingUpdate, phase=PairingPhase.FAILED,
-                          detail="use: micromance pair")
-            case cmd.CancelPairing() | cmd.ConfirmPairing():
-                pass
+                self._open_rendezvous()
+            case cmd.PublishPairing(payload=payload):
+                if self.rendezvous is not None:
+                    self.rendezvous.publish(payload)
+            case cmd.StopPairing():
+                self._close_rendezvous()
+            case cmd.SavePair(result=result):
+                self._switch_pair(Pair(result.pair_id, result.key, self.device_id,
+                                       result.partner_id))
+            case cmd.ForgetPair():
+                log.info("the partner unpaired the units: forgetting the pair")
+                self._switch_pair(None)
 
     # --- the link ------------------------------------------------------------------------
+
+    @property
+    def _pair_id(self) -> str:
+        return self.pair.pair_id if self.pair else ""
+
+    def _close_link(self) -> None:
+        if self.link is not None:
+            self.link.stop()
+            self.link = None
+
+    def _switch_pair(self, pair: Pair | None) -> None:
+        """Replace the pair (or drop it): key on disk first, old outbox gone, new link later."""
+        assert self.store is not None
+        old = self.pair
+        if pair is not None:
+            save_pair(self.config.state_dir, pair)
+            log.info("paired with %s (pair %s)", pair.partner_id, pair.pair_id[:8])
+        else:
+            forget_pair(self.config.state_dir)
+        if old is not None:
+            dropped = self.store.outbox_clear(old.pair_id)
+            if dropped:
+                log.info("%d message(s) for the previous partner dropped", dropped)
+        self.pair = pair
+        self._after_commit.append(self._restart_link)
+
+    def _restart_link(self) -> None:
+        self._close_link()
+        if self.pair is not None:
+            self.link = self._open_link(self.pair)
+        self._write_status()
+
+    def _open_rendezvous(self) -> None:
+        from micromance.link.rendezvous import Rendezvous
+
+        self._close_rendezvous()
+        room = self.pairing_room or self.config.broker.room
+        self.rendezvous = Rendezvous(
+            self.config.broker, self.device_id, room,
+            lambda payload: self.post(ev.PairingMessage, payload=payload),
+            client_factory=self._client_factory)
+        self.rendezvous.start()
+        self.post(ev.PairingBegin, entropy=os.urandom(ENTROPY_BYTES))
+
+    def _close_rendezvous(self) -> None:
+        if self.rendezvous is not None:
+            self.rendezvous.stop()
+            self.rendezvous = None
 
     def _message(self, kind: str, wall: datetime, **fields: Any) -> Message:
         """A plaintext message stamped with a fresh, durable sequence number."""
@@ -431,8 +492,10 @@ class Runtime:
             log.info("last frame saved to %s", path)
 
 
+#: Commands that write the store: carried out in order, in one transaction per step.
 _DURABLE = (cmd.SaveCounters, cmd.SaveRotation, cmd.SendThanks, cmd.SendSeen, cmd.SendDone,
-            cmd.SendAck, cmd.DropFromOutbox, cmd.SaveWindow, cmd.PublishState)
+            cmd.SendAck, cmd.DropFromOutbox, cmd.SaveWindow, cmd.PublishState, cmd.SavePair,
+            cmd.ForgetPair)
 _LIVE_FACTS = (ev.LinkChanged, ev.PartnerPresence, ev.OutboxChanged, ev.Delivery)
 
 

@@ -54,7 +54,7 @@ def collect_status(config: Config) -> dict[str, Any]:
     if store is None:
         return report
     try:
-        counters = store.load_counters()
+        counters = store.load_counters(pair.pair_id if pair else "")
         report.update(
             device_id=store.get("device_id") or None,
             outbox=store.outbox_size(pair.pair_id) if pair else 0,

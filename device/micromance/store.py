@@ -150,8 +150,13 @@ class Store:
 
     # --- counters and rotation ----------------------------------------------------------
 
-    def load_counters(self) -> Counters:
-        raw = self.get("counters")
+    @staticmethod
+    def _counters_key(pair_id: str) -> str:
+        """Counters are kept per pair: a new partner starts from zero, the old ones stay."""
+        return f"counters/{pair_id}" if pair_id else "counters"
+
+    def load_counters(self, pair_id: str = "") -> Counters:
+        raw = self.get(self._counters_key(pair_id))
         if not raw:
             return Counters()
         try:
@@ -162,8 +167,8 @@ class Store:
             log.warning("stored counters unreadable; starting from zero")
             return Counters()
 
-    def save_counters(self, counters: Counters) -> None:
-        self.put("counters", json.dumps(asdict(counters), sort_keys=True))
+    def save_counters(self, counters: Counters, pair_id: str = "") -> None:
+        self.put(self._counters_key(pair_id), json.dumps(asdict(counters), sort_keys=True))
 
     def load_rotation(self) -> tuple[str, str, int]:
         """(bag JSON, id of the prompt on screen, number of draws so far)."""
@@ -201,6 +206,12 @@ class Store:
                                           (pair_id, seq))
                 removed += cursor.rowcount
         return removed
+
+    def outbox_clear(self, pair_id: str) -> int:
+        """Drop what waits for a partner we are no longer paired with."""
+        with self.transaction():
+            cursor = self._db.execute("DELETE FROM outbox WHERE pair_id = ?", (pair_id,))
+        return cursor.rowcount
 
     def outbox(self, pair_id: str) -> list[tuple[int, str]]:
         """Waiting messages, oldest first: (seq, message JSON)."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from micromance.core.counters import Counters
+from micromance.link.pairing import PairResult
 from micromance.screens.views import Frame
 
 
@@ -110,21 +111,34 @@ class SaveRotation:
 
 @dataclass(frozen=True)
 class StartPairing:
-    pass
+    """Open the rendezvous on the broker (then answer with ``PairingBegin``)."""
 
 
 @dataclass(frozen=True)
-class ConfirmPairing:
-    pass
+class PublishPairing:
+    payload: bytes
 
 
 @dataclass(frozen=True)
-class CancelPairing:
-    pass
+class SavePair:
+    """Pairing confirmed on both units: keep the pair and switch the link to it."""
+
+    result: PairResult
+
+
+@dataclass(frozen=True)
+class StopPairing:
+    """Close the rendezvous: the attempt is over and its result was shown."""
+
+
+@dataclass(frozen=True)
+class ForgetPair:
+    """The partner unpaired: drop the pair key and everything waiting for that partner."""
 
 
 Command = (
     ShowFrame | SetContrast | SetPanelPower | SetLight | SendThanks | SendSeen | SendDone
     | SendAck | DropFromOutbox | Redeliver | PublishState | SaveWindow | NoteRejected
-    | SaveCounters | SaveRotation | StartPairing | ConfirmPairing | CancelPairing
+    | SaveCounters | SaveRotation | StartPairing | PublishPairing | SavePair | StopPairing
+    | ForgetPair
 )

@@ -11,7 +11,6 @@ from datetime import datetime
 from enum import Enum
 
 from micromance.link.protocol import Message
-from micromance.screens.views import PairingPhase
 
 
 class Button(Enum):
@@ -140,12 +139,17 @@ class PairedChanged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PairingUpdate(Event):
-    """Progress of a pairing attempt, from the pairing adapter."""
+class PairingBegin(Event):
+    """The runtime opened the rendezvous; here is fresh randomness for this attempt."""
 
-    phase: PairingPhase
-    code: str = ""
-    detail: str = ""
+    entropy: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairingMessage(Event):
+    """A payload from the pairing rendezvous topic (untrusted: the core validates it)."""
+
+    payload: bytes
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,6 +24,8 @@ from micromance.core.counters import Counters
 from micromance.core.events import Gesture, LinkState
 from micromance.core.prompts import Prompt, ShuffleBag
 from micromance.core.quiet import QuietHours
+from micromance.link import pairing
+from micromance.link.pairing import Phase as PairPhase
 from micromance.link.protocol import Message, ReplayWindow
 from micromance.screens import views as v
 
@@ -53,6 +55,7 @@ class Settings:
     received_timeout: float = 7200.0
     library: tuple[Prompt, ...] = ()
     shuffle_seed: int = 0       # per unit, so two partners do not see the same order
+    device_id: str = "0000000000000000"
 
 
 class Mode(Enum):
@@ -101,7 +104,7 @@ class State:
     rejected: int = 0
     rejected_reasons: frozenset[str] = frozenset()
     problem: v.ProblemView | None = None
-    pairing: v.PairingView | None = None
+    session: pairing.Session | None = None   # a pairing attempt in progress
     last_activity: float = 0.0
     peek_until: float | None = None
     was_quiet: bool = False
@@ -163,6 +166,8 @@ def next_deadline(state: State) -> float | None:
     candidates.append(state.mode_until)
     candidates.append(state.peek_until)
     candidates.append(state.redeliver_at)
+    if state.session is not None:
+        candidates.append(pairing.next_deadline(state.session))
     if _pulsing(state):
         candidates.append(state.pending_since + state.settings.received_timeout)
     if _bright(state):
@@ -222,8 +227,15 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             return _outbox_changed(state, size)
         case ev.PairedChanged(paired=paired):
             return replace(state, paired=paired)
-        case ev.PairingUpdate(phase=phase, code=code, detail=detail):
-            return _pairing_update(state, v.PairingView(phase, code, detail))
+        case ev.PairingBegin(entropy=entropy):
+            if state.mode is not Mode.PAIRING or state.session is not None:
+                return state
+            return _pairing_step(state, pairing.begin(state.settings.device_id, entropy,
+                                                      state.at), out)
+        case ev.PairingMessage(payload=payload):
+            if state.session is None:
+                return state
+            return _pairing_step(state, pairing.receive(state.session, payload, state.at), out)
         case ev.ProblemRaised(reason=reason, detail=detail):
             return replace(state, problem=v.ProblemView(reason, detail))
         case ev.ProblemCleared():
@@ -262,8 +274,7 @@ def _gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
         return _mark_done(state, out)
     if gesture is Gesture.BOTH_HOLD:
         out.append(cmd.StartPairing())
-        return replace(state, mode=Mode.PAIRING, mode_until=None, mode_since=at,
-                       pairing=v.PairingView(v.PairingPhase.SEARCHING))
+        return replace(state, mode=Mode.PAIRING, mode_until=None, mode_since=at, session=None)
     return state
 
 
@@ -333,6 +344,11 @@ def _delivery(state: State, message: Message, out: list[Command]) -> State:
     if message.type == "ack":
         out.append(cmd.DropFromOutbox(tuple(message.seqs)))
         return state
+    if message.type == "unpair":
+        out.append(cmd.ForgetPair())
+        return replace(state, paired=False, window=ReplayWindow(), outbox=0,
+                       partner_online=None, redeliver_at=None,
+                       problem=v.ProblemView("Unpaired", f"{message.name} unpaired the units"))
     out.append(cmd.SendAck((message.seq,)))
     state = _partner_total(state, message.sent_total, message.name, out)
     if message.type == "seen":
@@ -367,23 +383,35 @@ def _redeliver_now(state: State, out: list[Command]) -> State:
 
 
 def _pairing_gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
-    phase = state.pairing.phase if state.pairing else v.PairingPhase.SEARCHING
+    """In pairing mode THANKS says "the codes match" and NEXT cancels."""
+    session = state.session
     if gesture is Gesture.NEXT_PRESS:
-        if phase in (v.PairingPhase.SEARCHING, v.PairingPhase.CODE, v.PairingPhase.WAITING):
-            out.append(cmd.CancelPairing())
-        return replace(state, mode=Mode.HOME, pairing=None, mode_until=None)
-    if gesture is Gesture.THANKS_PRESS and phase is v.PairingPhase.CODE:
-        out.append(cmd.ConfirmPairing())
-        return replace(state, pairing=replace(state.pairing, phase=v.PairingPhase.WAITING))
+        if session is not None and not session.finished:
+            _, sent = pairing.cancel(session, state.at)
+            out.extend(cmd.PublishPairing(payload) for payload in sent)
+        out.append(cmd.StopPairing())
+        return replace(state, mode=Mode.HOME, session=None, mode_until=None)
+    if gesture in (Gesture.THANKS_PRESS, Gesture.THANKS_HOLD) and session is not None:
+        return _pairing_step(state, pairing.confirm(session, state.at), out)
     return state
 
 
-def _pairing_update(state: State, view: v.PairingView) -> State:
-    finished = view.phase not in (v.PairingPhase.SEARCHING, v.PairingPhase.CODE,
-                                  v.PairingPhase.WAITING)
-    until = state.at + PAIRING_RESULT_SECONDS if finished else None
-    return replace(state, mode=Mode.PAIRING, pairing=view, mode_until=until,
-                   last_activity=state.at)
+def _pairing_step(state: State, step: pairing.Step, out: list[Command]) -> State:
+    session, sent = step
+    out.extend(cmd.PublishPairing(payload) for payload in sent)
+    newly_finished = session.finished and not (state.session and state.session.finished)
+    state = replace(state, session=session, last_activity=state.at)
+    if not newly_finished:
+        return state
+    state = replace(state, mode_until=state.at + PAIRING_RESULT_SECONDS)
+    if session.result is None:
+        return state
+    # A new pair starts from zero on both sides: totals are per pair.
+    counters = Counters()
+    out.append(cmd.SavePair(session.result))
+    out.append(_save(counters))
+    return replace(state, paired=True, counters=counters, window=ReplayWindow(), outbox=0,
+                   link=LinkState.CONNECTING, partner_online=None, problem=None)
 
 
 def _next_prompt(state: State, *, focus: bool, out: list[Command] | None = None
@@ -412,10 +440,16 @@ def _expire(state: State, out: list[Command]) -> State:
     buttons, gestures = button_timing.expire(state.buttons, at)
     if gestures:
         state = _gestures(replace(state, buttons=buttons), gestures, out)
+    session = state.session
+    if session is not None and (deadline := pairing.next_deadline(session)) is not None \
+            and at >= deadline:
+        state = _pairing_step(state, pairing.tick(session, at), out)
     if state.mode_until is not None and at >= state.mode_until:
         back = Mode.RECEIVED if state.pending and _pulsing(state) else Mode.HOME
-        state = replace(state, mode=back, mode_until=None, mode_since=at,
-                        pairing=None if state.mode is Mode.PAIRING else state.pairing)
+        if state.mode is Mode.PAIRING:
+            out.append(cmd.StopPairing())
+            state = replace(state, session=None)
+        state = replace(state, mode=back, mode_until=None, mode_since=at)
     if state.mode is Mode.RECEIVED and not _pulsing(state):
         state = replace(state, mode=Mode.HOME)  # timed out: home shows the pending mark
     if state.peek_until is not None and at >= state.peek_until:
@@ -480,8 +514,8 @@ def view_of(state: State) -> v.View:
     """What the screen should show now."""
     if _quiet(state):
         return v.QuietView(pending=state.pending)
-    if state.mode is Mode.PAIRING and state.pairing is not None:
-        return state.pairing
+    if state.mode is Mode.PAIRING:
+        return _pairing_view(state.session)
     if state.problem is not None and state.mode is Mode.HOME:
         return state.problem
     if state.mode is Mode.SENT:
@@ -493,6 +527,27 @@ def view_of(state: State) -> v.View:
         return v.ReceivedView(sender=state.sender or "your partner",
                               frame=_animation_frame(state), count=state.pending)
     return _home(state)
+
+
+_PAIRING_VIEWS = {
+    PairPhase.SEARCHING: v.PairingPhase.SEARCHING,
+    PairPhase.EXCHANGING: v.PairingPhase.SEARCHING,
+    PairPhase.CODE: v.PairingPhase.CODE,
+    PairPhase.WAITING: v.PairingPhase.WAITING,
+    PairPhase.CONFIRMED: v.PairingPhase.CONFIRMED,
+    PairPhase.FAILED: v.PairingPhase.FAILED,
+    PairPhase.TIMED_OUT: v.PairingPhase.TIMED_OUT,
+    PairPhase.CANCELLED: v.PairingPhase.CANCELLED,
+}
+
+
+def _pairing_view(session: pairing.Session | None) -> v.PairingView:
+    if session is None:
+        return v.PairingView(v.PairingPhase.SEARCHING)
+    phase = _PAIRING_VIEWS[session.phase]
+    code = session.code if phase in (v.PairingPhase.CODE, v.PairingPhase.WAITING) else ""
+    detail = session.detail if phase is v.PairingPhase.FAILED else ""
+    return v.PairingView(phase, code, detail)
 
 
 def _home(state: State) -> v.View:

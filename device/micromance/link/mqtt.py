@@ -42,6 +42,49 @@ ONLINE, OFFLINE = b"online", b"offline"
 Post = Callable[..., None]
 
 
+def new_client(broker: BrokerConfig, client_id: str,
+               client_factory: Callable[..., Any] | None = None) -> Any:
+    """A paho client set up from the config: MQTT 5, TLS, credentials, jittered backoff."""
+    import paho.mqtt.client as mqtt
+
+    factory = client_factory or mqtt.Client
+    client = factory(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                     protocol=mqtt.MQTTv5)
+    client.reconnect_delay_set(min_delay=1 + random.random(),  # type: ignore[arg-type]
+                               max_delay=50 + int(random.random() * 20))
+    client.max_queued_messages_set(1000)
+    if broker.username:
+        client.username_pw_set(broker.username, _password(broker))
+    if broker.tls:
+        try:
+            client.tls_set(ca_certs=broker.ca_file or None, certfile=broker.client_cert or None,
+                           keyfile=broker.client_key or None, cert_reqs=ssl.CERT_REQUIRED)
+        except (OSError, ssl.SSLError) as error:
+            raise LinkError(
+                f"cannot set up TLS for the broker ({error}); fix: check broker.ca_file, "
+                "broker.client_cert and broker.client_key") from None
+    return client
+
+
+def set_nodelay(client: Any) -> None:
+    """Nagle's algorithm held each small message back ~40 ms on loopback: switch it off."""
+    sock = client.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError):  # not TCP (a websocket wrapper): nothing to tune
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _password(broker: BrokerConfig) -> str:
+    if not broker.password_file:
+        return ""
+    path = Path(broker.password_file).expanduser()
+    try:
+        return path.read_text().strip()
+    except OSError as error:
+        raise LinkError(f"cannot read broker.password_file {path} ({error.strerror}); fix: "
+                        "make it readable for the service user") from None
+
+
 class MqttLink:
     """One unit's connection to the broker, bound to its pair."""
 
@@ -58,43 +101,12 @@ class MqttLink:
     # --- set-up -------------------------------------------------------------------------
 
     def _make_client(self, client_factory: Callable[..., Any] | None) -> Any:
-        import paho.mqtt.client as mqtt
-
-        factory = client_factory or mqtt.Client
-        client = factory(mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=f"micromance-{self._pair.device_id}",
-                         protocol=mqtt.MQTTv5)
+        client = new_client(self._broker, f"micromance-{self._pair.device_id}", client_factory)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.reconnect_delay_set(min_delay=1 + random.random(),  # type: ignore[arg-type]
-                                   max_delay=50 + int(random.random() * 20))
-        client.max_queued_messages_set(1000)
         client.will_set(self.mine.presence, OFFLINE, qos=1, retain=True)
-        broker = self._broker
-        if broker.username:
-            client.username_pw_set(broker.username, self._password())
-        if broker.tls:
-            try:
-                client.tls_set(ca_certs=broker.ca_file or None,
-                               certfile=broker.client_cert or None,
-                               keyfile=broker.client_key or None,
-                               cert_reqs=ssl.CERT_REQUIRED)
-            except (OSError, ssl.SSLError) as error:
-                raise LinkError(
-                    f"cannot set up TLS for the broker ({error}); fix: check broker.ca_file, "
-                    "broker.client_cert and broker.client_key") from None
         return client
-
-    def _password(self) -> str:
-        if not self._broker.password_file:
-            return ""
-        path = Path(self._broker.password_file).expanduser()
-        try:
-            return path.read_text().strip()
-        except OSError as error:
-            raise LinkError(f"cannot read broker.password_file {path} ({error.strerror}); fix: "
-                            "make it readable for the service user") from None
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -150,10 +162,7 @@ class MqttLink:
             log.warning("broker %s:%d refused the connection: %s", self._broker.host,
                         self._broker.port, reason)
             return
-        sock = client.socket()
-        if sock is not None:
-            with contextlib.suppress(OSError):  # not TCP (a websocket wrapper): nothing to tune
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(client)
         client.subscribe([(self.partner.events, 1), (self.partner.state, 1),
                           (self.partner.presence, 1)])
         client.publish(self.mine.presence, ONLINE, qos=1, retain=True)

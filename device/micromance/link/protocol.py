@@ -53,7 +53,9 @@ PRESENCE_ONLINE = b"online"
 PRESENCE_OFFLINE = b"offline"
 
 THANKS, SEEN, DONE, ACK, STATE_TYPE = "thanks", "seen", "done", "ack", "state"
-MESSAGE_TYPES = (THANKS, SEEN, DONE, ACK, STATE_TYPE)
+#: Sent once by a unit whose person ran ``pair --forget``: the partner forgets the pair too.
+UNPAIR = "unpair"
+MESSAGE_TYPES = (THANKS, SEEN, DONE, ACK, STATE_TYPE, UNPAIR)
 
 _ENVELOPE_KEYS = ("v", "from", "seq", "nonce", "ct")
 _BASE_KEYS = ("type", "id", "time", "name", "sent_total")
@@ -64,6 +66,7 @@ _EXTRA_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     DONE: (("streak",), ()),
     ACK: (("seqs",), ()),
     STATE_TYPE: (("last_seq", "streak"), ()),
+    UNPAIR: ((), ()),
 }
 
 _DEVICE_ID = re.compile(r"[0-9a-f]{16}")
