@@ -256,7 +256,11 @@ def _gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
         # Someone is up: light the screen for a while so they see what their press did.
         state = replace(state, peek_until=at + PEEK_SECONDS)
     if state.mode is Mode.PAIRING:
-        return _pairing_gesture(state, gesture, out)
+        if state.session is None or not state.session.finished:
+            return _pairing_gesture(state, gesture, out)
+        # The outcome is on screen: the press means what it always means.
+        out.append(cmd.StopPairing())
+        state = replace(state, mode=Mode.HOME, session=None, mode_until=None)
     if state.problem is not None:
         state = replace(state, problem=None)
     if gesture in (Gesture.THANKS_PRESS, Gesture.THANKS_HOLD):

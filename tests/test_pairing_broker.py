@@ -1,0 +1,141 @@
+"""Pairing through a real mosquitto: buttons on the device, y/n in a shell, forget."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+from micromance.core import commands as cmd
+from micromance.core.commands import LightMode
+from micromance.core.events import Gesture
+from micromance.link.pair import load_pair
+from micromance.link.shell_pairing import forget_from_shell, pair_from_shell
+from micromance.screens import views as v
+from tests.test_link import THANKS, Home
+from tests.units import desk_config
+
+
+def code_on(home: Home) -> str:
+    frame = home.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
+                          and isinstance(c.frame.view, v.PairingView)
+                          and c.frame.view.phase is v.PairingPhase.CODE)
+    return frame.frame.view.code
+
+
+def paired_on(home: Home) -> None:
+    home.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
+                  and c.frame.view == v.PairingView(v.PairingPhase.CONFIRMED))
+
+
+def test_two_units_pair_with_their_buttons_then_exchange_a_thanks(tmp_path, broker):
+    a, b = Home(tmp_path / "a", "Sam", broker), Home(tmp_path / "b", "Alex", broker)
+    try:
+        a.start()
+        b.start()
+        for home in (a, b):
+            home.runtime.on_gesture(Gesture.BOTH_HOLD)
+        code_a, code_b = code_on(a), code_on(b)
+        assert code_a == code_b and len(code_a) == 6
+        for home in (a, b):
+            home.runtime.on_gesture(Gesture.THANKS_PRESS)
+        paired_on(a)
+        paired_on(b)
+        pair_a, pair_b = load_pair(a.state_dir), load_pair(b.state_dir)
+        assert pair_a.key == pair_b.key and pair_a.partner_id == pair_b.device_id
+        assert (a.state_dir / "pair.json").stat().st_mode & 0o777 == 0o600
+        a.wait_for(lambda c: c == cmd.PublishState())   # the link switched to the new pair
+        b.wait_for(lambda c: c == cmd.PublishState())
+        a.press(THANKS)
+        b.wait_for(lambda c: c == cmd.SetLight(LightMode.PULSE))
+        b.wait_until(lambda: b.state.counters.received_total == 1)
+        # After a restart, both are still paired.
+        a.stop()
+        b.stop()
+        a.start().connected()
+        b.start().connected()
+        a.press(THANKS)
+        b.wait_until(lambda: b.state.counters.received_total == 2)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_declining_the_code_on_one_side_pairs_nobody(tmp_path, broker):
+    a = Home(tmp_path / "a", "Sam", broker)
+    shell_config = desk_config(tmp_path / "shell", name="Alex", broker_port=broker.port)
+    out = io.StringIO()
+    answers = io.StringIO("n\n")
+    result = []
+    try:
+        a.start()
+        a.runtime.on_gesture(Gesture.BOTH_HOLD)
+        shell = threading.Thread(target=lambda: result.append(
+            pair_from_shell(shell_config, "", answers=answers, out=out)))
+        shell.start()
+        code_on(a)
+        a.runtime.on_gesture(Gesture.THANKS_PRESS)
+        shell.join(30)
+        assert result == [1]
+        assert "Code: " in out.getvalue() and "codes rejected" in out.getvalue()
+        a.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
+                   and isinstance(c.frame.view, v.PairingView)
+                   and c.frame.view.phase is v.PairingPhase.FAILED)
+        assert load_pair(a.state_dir) is None and load_pair(tmp_path / "shell") is None
+    finally:
+        a.close()
+
+
+def test_shell_pairing_then_forget_tells_the_partner(tmp_path, broker):
+    a = Home(tmp_path / "a", "Sam", broker)
+    shell_dir = tmp_path / "shell"
+    shell_config = desk_config(shell_dir, name="Alex", broker_port=broker.port)
+    out = io.StringIO()
+    result = []
+    try:
+        a.start()
+        a.runtime.on_gesture(Gesture.BOTH_HOLD)
+        shell = threading.Thread(target=lambda: result.append(
+            pair_from_shell(shell_config, "", answers=io.StringIO("y\n"), out=out)))
+        shell.start()
+        code = code_on(a)
+        a.runtime.on_gesture(Gesture.THANKS_PRESS)
+        shell.join(30)
+        assert result == [0], out.getvalue()
+        assert f"Code: {code[:3]} {code[3:]}" in out.getvalue()
+        paired_on(a)
+        pair = load_pair(shell_dir)
+        assert pair == load_pair(a.state_dir).__class__(
+            pair.pair_id, pair.key, pair.device_id, pair.partner_id, pair.created)
+        assert load_pair(a.state_dir).key == pair.key
+        a.wait_for(lambda c: c == cmd.PublishState())
+        # The shell side forgets: A is told and forgets too; nothing of the pair is left.
+        assert forget_from_shell(shell_config, out=out) == 0
+        assert "was told" in out.getvalue()
+        a.wait_for(lambda c: c == cmd.ForgetPair())
+        a.wait_until(lambda: load_pair(a.state_dir) is None)
+        assert load_pair(shell_dir) is None
+        a.wait_until(lambda: not a.state.paired)
+    finally:
+        a.close()
+
+
+def test_rooms_keep_couples_apart(tmp_path, broker):
+    one = desk_config(tmp_path / "one", broker_port=broker.port)
+    two = desk_config(tmp_path / "two", broker_port=broker.port)
+    outs, results = [io.StringIO(), io.StringIO()], []
+    from micromance.link import pairing
+
+    pairing_timeout = pairing.SEARCH_SECONDS
+    pairing.SEARCH_SECONDS = 3.0
+    try:
+        threads = [threading.Thread(target=lambda c=c, r=r, o=o: results.append(
+            pair_from_shell(c, r, answers=io.StringIO("y\n"), out=o)))
+            for c, r, o in ((one, "kitchen-sam", outs[0]), (two, "kitchen-kim", outs[1]))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        pairing.SEARCH_SECONDS = pairing_timeout
+    assert results == [1, 1]
+    assert all("no other unit in the room" in out.getvalue() for out in outs)
