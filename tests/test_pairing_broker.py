@@ -139,3 +139,81 @@ def test_rooms_keep_couples_apart(tmp_path, broker):
         pairing.SEARCH_SECONDS = pairing_timeout
     assert results == [1, 1]
     assert all("no other unit in the room" in out.getvalue() for out in outs)
+
+
+def test_a_third_unit_arriving_late_cannot_take_over(tmp_path, broker):
+    from micromance.link import pairing
+
+    a, b = Home(tmp_path / "a", "Sam", broker), Home(tmp_path / "b", "Alex", broker)
+    third = desk_config(tmp_path / "c", name="Kim", broker_port=broker.port)
+    out, result = io.StringIO(), []
+    search = pairing.SEARCH_SECONDS
+    try:
+        a.start()
+        b.start()
+        for home in (a, b):
+            home.runtime.on_gesture(Gesture.BOTH_HOLD)
+        code = code_on(a)
+        assert code_on(b) == code
+        pairing.SEARCH_SECONDS = 3.0
+        late = threading.Thread(target=lambda: result.append(
+            pair_from_shell(third, "", answers=io.StringIO("y\n"), out=out)))
+        late.start()
+        late.join(30)
+        assert result == [1] and "no other unit in the room" in out.getvalue()
+        for home in (a, b):
+            home.runtime.on_gesture(Gesture.THANKS_PRESS)
+        paired_on(a)
+        paired_on(b)
+        assert load_pair(a.state_dir).partner_id == load_pair(b.state_dir).device_id
+        assert load_pair(tmp_path / "c") is None
+    finally:
+        pairing.SEARCH_SECONDS = search
+        a.close()
+        b.close()
+
+
+def test_repairing_starts_fresh_counters_and_drops_the_old_outbox(tmp_path, broker, caplog):
+    from micromance.link.pair import pair_locally
+    from micromance.status import collect_status
+    from micromance.store import Store
+
+    caplog.set_level("DEBUG")
+    a = Home(tmp_path / "a", "Sam", broker)
+    old_pair, _ = pair_locally(a.state_dir, tmp_path / "gone")
+    try:
+        a.start().connected()
+        for _ in range(3):
+            a.press(THANKS)
+        a.wait_until(lambda: a.state.outbox == 3)  # the old partner never answers
+        a.runtime.on_gesture(Gesture.BOTH_HOLD)
+        result = []
+        shell = threading.Thread(target=lambda: result.append(pair_from_shell(
+            desk_config(tmp_path / "new", name="Kim", broker_port=broker.port), "",
+            answers=io.StringIO("y\n"), out=io.StringIO())))
+        shell.start()
+        code_on(a)
+        a.runtime.on_gesture(Gesture.THANKS_PRESS)
+        shell.join(30)
+        assert result == [0]
+        paired_on(a)
+        new_pair = load_pair(a.state_dir)
+        assert new_pair.pair_id != old_pair.pair_id
+        assert a.state.counters.sent_total == 0 and a.state.outbox == 0
+        report = collect_status(a.runtime.config)
+        a.stop()
+        store = Store.open(a.state_dir)
+        try:
+            assert store.outbox(old_pair.pair_id) == []
+            assert store.load_counters(old_pair.pair_id).sent_total == 3  # kept, per pair
+        finally:
+            store.close()
+        # The pair key never shows: not in logs, not in status.
+        for key in (old_pair.key, new_pair.key):
+            assert key.hex() not in caplog.text
+            assert key.hex() not in str(report)
+            import base64
+
+            assert base64.b64encode(key).decode() not in caplog.text + str(report)
+    finally:
+        a.close()
