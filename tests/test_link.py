@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import queue
 import subprocess
@@ -178,8 +180,10 @@ def test_forged_and_replayed_messages_are_dropped_and_counted(homes, broker):
                                time="2026-11-25T12:00:00+01:00", name="Sam", sent_total=1)
     sealed = protocol.seal(genuine, key=pair.key, topic=topic)
     wrong_key = protocol.seal(genuine, key=bytes(32), topic=topic)
-    flipped = bytearray(sealed)
-    flipped[-10] ^= 0x01
+    envelope = json.loads(sealed)
+    ciphertext = bytearray(base64.b64decode(envelope["ct"]))
+    ciphertext[3] ^= 0x01  # one bit of the ciphertext, the envelope still well formed
+    flipped = json.dumps(envelope | {"ct": base64.b64encode(ciphertext).decode()}).encode()
     attacker = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="attacker")
     attacker.connect(broker.host, broker.port)
     attacker.loop_start()

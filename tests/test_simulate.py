@@ -22,9 +22,10 @@ def test_scripted_thanks_reaches_the_other_unit(tmp_path):
     final = result.stdout.strip().split(" q: quit")[-2]  # the last picture of both units
     left, right = final.split("light")[1:3]
     assert "pulsing" in right and "pulsing" not in left
+    pair_id = json.loads((state / "a" / "pair.json").read_text())["pair_id"]
     for unit, sent, received in (("a", 1, 0), ("b", 0, 1)):
         store = Store.open(state / unit)
-        counters = store.load_counters()
+        counters = store.load_counters(pair_id)
         store.close()
         assert (counters.sent_total, counters.received_total) == (sent, received)
     # A second run continues with the same pair and counters.

@@ -1,4 +1,4 @@
-"""Command line (a contract: see DESIGN.md): run, status, preview.
+"""Command line (a contract: see DESIGN.md): run, simulate, status, pair, doctor, preview.
 
 Expected failures print one line and exit with a sysexits code (78 config, 69 hardware);
 tracebacks are for bugs only.
@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pair two state directories on this machine (tests, simulator)")
     pair.add_argument("--room", metavar="NAME", help="rendezvous name on the broker")
     pair.set_defaults(handler=_pair)
+
+    doctor = commands.add_parser(
+        "doctor", parents=[with_config],
+        help="check config, I2C, display, GPIO, clock, broker and pairing; say how to fix")
+    doctor.set_defaults(handler=_doctor)
 
     preview = commands.add_parser("preview", parents=[with_config],
                                   help="render every screen to PNG files")
@@ -117,7 +122,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _pair(args: argparse.Namespace) -> int:
-    from micromance.link.pair import forget_pair, pair_locally
+    from micromance.link.pair import pair_locally
+    from micromance.link.shell_pairing import forget_from_shell, pair_from_shell
 
     if args.local:
         pair_a, _ = pair_locally(Path(args.local[0]), Path(args.local[1]))
@@ -126,12 +132,15 @@ def _pair(args: argparse.Namespace) -> int:
         return 0
     config = _load(args)
     if args.forget:
-        forgotten = forget_pair(config.state_dir)
-        print("unpaired: the pair key is deleted" if forgotten else "this unit was not paired")
-        return 0
-    print("micromance: pairing over the broker is not available in this version; "
-          "use --local DIR_A DIR_B for two units on one machine", file=sys.stderr)
-    return EX_USAGE
+        return forget_from_shell(config, out=sys.stdout)
+    return pair_from_shell(config, args.room or config.broker.room, answers=sys.stdin,
+                           out=sys.stdout)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from micromance.doctor import run_doctor
+
+    return run_doctor(args.config)
 
 
 def _preview(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from micromance.core.events import Button, Gesture
 from micromance.core.machine import Settings, State, initial_state, next_deadline, step
 from micromance.core.prompts import load_library
 from micromance.core.quiet import QuietHours
+from micromance.health import ThreadWatch
 from micromance.link.pair import Pair, forget_pair, load_pair, save_pair
 from micromance.link.pairing import ENTROPY_BYTES
 from micromance.link.protocol import Message, ReplayWindow
@@ -108,6 +109,8 @@ class Runtime:
         self.observers: list[Callable[[cmd.Command], None]] = []
         self._last_image: bytes | None = None
         self._started = threading.Event()
+        #: Adapter threads that must be alive for WATCHDOG=1 (a deaf unit should restart).
+        self.watch = ThreadWatch()
 
     # --- event intake (any thread) -----------------------------------------------------
 
@@ -170,14 +173,15 @@ class Runtime:
     def _open_panel(self) -> Any:
         from micromance.hardware.panel import Panel
 
-        return Panel(self.config.pins, self.on_edge, self._pin_factory)
+        return self.watch.track(
+            "panel", lambda: Panel(self.config.pins, self.on_edge, self._pin_factory))
 
     def _open_link(self, pair: Pair) -> Any:
         from micromance.link.mqtt import MqttLink
 
         link = MqttLink(self.config.broker, pair, self.post,
                         client_factory=self._client_factory)
-        link.start()
+        self.watch.track("link", link.start)
         return link
 
     def _restore(self) -> None:
@@ -235,7 +239,8 @@ class Runtime:
                 if event is STOP:
                     break
                 self._apply(event)
-                self.notifier.watchdog()
+                if self.watch.alive():
+                    self.notifier.watchdog()
         finally:
             self.notifier.stopping()
             log.info("stopping")
@@ -366,6 +371,7 @@ class Runtime:
 
     def _close_link(self) -> None:
         if self.link is not None:
+            self.watch.forget("link")
             self.link.stop()
             self.link = None
 
@@ -454,6 +460,7 @@ class Runtime:
             return
         facts = {
             "pid": os.getpid(),
+            "state_dir": str(self.config.state_dir),
             "link": state.link.value if self.pair else "offline",
             "partner": "unknown" if state.partner_online is None or not self.pair
             else ("online" if state.partner_online else "offline"),

@@ -13,12 +13,20 @@ from micromance.link.pair import load_pair
 from micromance.store import Store
 
 STATUS_FILE = "status.json"
+SERVICE_RUNTIME_DIR = Path("/run/micromance")
 
 
 def live_status_path(config: Config) -> Path:
-    """$RUNTIME_DIRECTORY under systemd (tmpfs: no SD-card wear), else the state directory."""
+    """Where the daemon writes its live facts: $RUNTIME_DIRECTORY under systemd (tmpfs, so no
+    SD-card wear), else the state directory."""
     runtime_dir = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     return Path(runtime_dir or config.state_dir) / STATUS_FILE
+
+
+def _live_status_candidates(config: Config) -> list[Path]:
+    """A shell has no $RUNTIME_DIRECTORY: look where the service would have written too."""
+    return [live_status_path(config), SERVICE_RUNTIME_DIR / STATUS_FILE,
+            config.state_dir / STATUS_FILE]
 
 
 def collect_status(config: Config) -> dict[str, Any]:
@@ -71,16 +79,17 @@ def collect_status(config: Config) -> dict[str, Any]:
 
 def _live_facts(config: Config) -> dict[str, Any] | None:
     """What the running daemon last reported, if it is still running."""
-    try:
-        facts = json.loads(live_status_path(config).read_text())
-        os.kill(int(facts["pid"]), 0)
-    except ProcessLookupError:
-        return None  # written by a unit that has stopped since
-    except PermissionError:
-        return facts  # alive, just owned by the service user
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return facts
+    for path in dict.fromkeys(_live_status_candidates(config)):
+        try:
+            facts = json.loads(path.read_text())
+            os.kill(int(facts["pid"]), 0)
+        except PermissionError:
+            return facts  # alive, just owned by the service user
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # absent, unreadable, or written by a unit that has stopped since
+        if facts.get("state_dir", str(config.state_dir)) == str(config.state_dir):
+            return facts
+    return None
 
 
 def format_status(report: dict[str, Any]) -> str:

@@ -1,0 +1,159 @@
+"""The shipped systemd unit: hardened (score at most 1.5), valid, and saying what it promises;
+and the watchdog rule behind it (pings only while the adapter threads live)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from micromance.health import ThreadWatch
+from tests.conftest import running_in_ci
+
+ROOT = Path(__file__).resolve().parent.parent
+UNIT = ROOT / "systemd" / "micromance.service"
+MAX_EXPOSURE = 1.5
+EXEC_START = "/opt/micromance/venv/bin/micromance run --config /etc/micromance/config.toml"
+
+
+def require_systemd_analyze() -> str:
+    """systemd-analyze, failing in CI (install.sh --dev installs it) and skipping elsewhere."""
+    path = shutil.which("systemd-analyze")
+    if path is not None:
+        return path
+    reason = "systemd-analyze is missing (Debian package systemd; install.sh --dev installs it)"
+    if running_in_ci():
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+def settings(section: str) -> dict[str, list[str]]:
+    """Key -> values (in order) of one [section] of the unit file."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in UNIT.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = line.strip("[]")
+            continue
+        if current == section:
+            key, _, value = line.partition("=")
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def test_security_exposure_is_at_most_1_5():
+    analyze = require_systemd_analyze()
+    result = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(UNIT)],
+                            capture_output=True, text=True, timeout=60)
+    match = re.search(r"Overall exposure level for micromance\.service: (\d+\.\d+)",
+                      result.stdout)
+    assert match, result.stdout + result.stderr
+    score = float(match.group(1))
+    print(f"systemd-analyze security --offline=yes: {score}")
+    assert score <= MAX_EXPOSURE, result.stdout
+
+
+def test_verify_is_clean(tmp_path):
+    """verify needs an existing ExecStart binary (a known pitfall): check a copy with /bin/true."""
+    analyze = require_systemd_analyze()
+    text = UNIT.read_text()
+    assert EXEC_START in text
+    copy = tmp_path / "micromance.service"
+    copy.write_text(text.replace(EXEC_START.split()[0], shutil.which("true") or "/bin/true"))
+    result = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
+
+
+def test_notify_watchdog_and_restart_policy():
+    service = settings("Service")
+    unit = settings("Unit")
+    assert service["Type"] == ["notify"]
+    assert service["NotifyAccess"] == ["main"]
+    assert service["WatchdogSec"] == ["30"]
+    assert service["Restart"] == ["always"]
+    assert service["ExecStart"] == [EXEC_START]
+    assert int(unit["StartLimitBurst"][0]) >= 3
+    assert int(unit["StartLimitIntervalSec"][0]) >= 60
+
+
+def test_directories_and_the_lgpio_runtime_directory():
+    service = settings("Service")
+    assert service["User"] == ["micromance"]
+    assert service["StateDirectory"] == ["micromance"]
+    assert service["ConfigurationDirectory"] == ["micromance"]
+    assert service["RuntimeDirectory"] == ["micromance"]
+    assert "LG_WD=%t/micromance" in service["Environment"]
+    assert service["WorkingDirectory"] == ["%t/micromance"]
+
+
+def test_only_i2c_and_gpio_devices_are_allowed():
+    service = settings("Service")
+    assert service["DevicePolicy"] == ["closed"]
+    allowed = {value.split()[0] for value in service["DeviceAllow"]}
+    assert allowed == {"char-i2c", "char-gpiochip", "/dev/gpiomem"}
+    assert "PrivateUsers" not in service  # it would drop the gpio and i2c group access
+
+
+# --- WATCHDOG=1 only while the adapter threads live (micromance.health) -------------------------
+
+
+def start_worker(stop: threading.Event) -> threading.Thread:
+    worker = threading.Thread(target=stop.wait, name="fake-adapter", daemon=True)
+    worker.start()
+    return worker
+
+
+def test_watch_tracks_the_threads_an_adapter_starts(caplog):
+    watch = ThreadWatch()
+    stop = threading.Event()
+    worker = watch.track("panel", lambda: start_worker(stop))
+    assert watch.watched() == {"panel": ("fake-adapter",)}
+    assert watch.alive()
+    stop.set()
+    worker.join()
+    with caplog.at_level(logging.ERROR, logger="micromance.health"):
+        assert not watch.alive()
+        assert not watch.alive()
+    assert [r.getMessage() for r in caplog.records if "fake-adapter" in r.getMessage()] == [
+        "adapter thread ended (panel: fake-adapter): no more watchdog pings, so systemd "
+        "restarts the unit"]
+
+
+def test_an_adapter_closed_on_purpose_is_forgotten_and_one_without_threads_is_fine():
+    watch = ThreadWatch()
+    stop = threading.Event()
+    worker = watch.track("link", lambda: start_worker(stop))
+    watch.track("panel", lambda: "mock pins start no thread")
+    stop.set()
+    worker.join()
+    watch.forget("link")
+    assert watch.alive()
+    assert watch.watched() == {"panel": ()}
+
+
+def test_the_paho_thread_of_a_real_link_is_watched(tmp_path, broker):
+    from micromance.config import BrokerConfig
+    from micromance.link.mqtt import MqttLink
+    from micromance.link.pair import pair_locally
+
+    pair, _ = pair_locally(tmp_path / "a", tmp_path / "b")
+    link = MqttLink(BrokerConfig(host=broker.host, port=broker.port, tls=False), pair,
+                    lambda *args, **kwargs: None)
+    watch = ThreadWatch()
+    watch.track("link", link.start)
+    try:
+        assert len(watch.watched()["link"]) == 1
+        assert watch.alive()
+    finally:
+        link.stop()
+    assert not watch.alive()  # what a crashed network thread looks like to the loop
