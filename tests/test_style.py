@@ -24,6 +24,6 @@ def test_shell_scripts_pass_shellcheck():
         if os.environ.get("CI"):
             pytest.fail("shellcheck is missing in CI: install.sh --dev should install it")
         pytest.skip("shellcheck not installed (install.sh --dev installs it)")
-    scripts = [ROOT / "install.sh", ROOT / ".ci" / "run"]
+    scripts = [ROOT / "install.sh", ROOT / ".ci" / "run", *ROOT.glob("firmware_config/*.sh")]
     result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
