@@ -838,15 +838,12 @@ class _PingSession:
 
 def _password(broker: BrokerConfig) -> str:
     from micromance.errors import LinkError
+    from micromance.link.mqtt import read_password
 
-    if not broker.password_file:
-        return ""
-    path = Path(broker.password_file).expanduser()
     try:
-        return path.read_text().strip()
-    except OSError as error:
-        raise LinkError(f"cannot read broker.password_file {path} ({error.strerror}); fix: "
-                        f"make it readable for the service user, or {RUN_AS_ROOT}") from None
+        return read_password(broker)
+    except LinkError as error:
+        raise LinkError(f"{error}, or {RUN_AS_ROOT}") from None
 
 
 def _live_facts(config: Config) -> dict[str, Any] | None:

@@ -54,7 +54,7 @@ def new_client(broker: BrokerConfig, client_id: str,
                                max_delay=50 + int(random.random() * 20))
     client.max_queued_messages_set(1000)
     if broker.username:
-        client.username_pw_set(broker.username, _password(broker))
+        client.username_pw_set(broker.username, read_password(broker))
     if broker.tls:
         try:
             client.tls_set(ca_certs=broker.ca_file or None, certfile=broker.client_cert or None,
@@ -74,7 +74,8 @@ def set_nodelay(client: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _password(broker: BrokerConfig) -> str:
+def read_password(broker: BrokerConfig) -> str:
+    """The broker password from ``broker.password_file`` (never from the config itself)."""
     if not broker.password_file:
         return ""
     path = Path(broker.password_file).expanduser()

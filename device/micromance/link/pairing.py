@@ -201,16 +201,21 @@ def _on_commit(session: Session, message: dict, at: float) -> Step:
     return replace(session, resend_at=at + RESEND_EVERY, last_sent=key), [key]
 
 
+def _peer_values(message: dict) -> tuple[bytes, bytes] | None:
+    """The public key and nonce a ``key`` or ``reveal`` message carries, if well formed."""
+    key, nonce = _hex(message.get("pk"), _HEX32), _hex(message.get("n"), _HEX16)
+    return (key, nonce) if key is not None and nonce is not None else None
+
+
 def _on_key(session: Session, message: dict, at: float) -> Step:
-    if not session.initiator:
-        return session, []
-    peer_key, peer_nonce = _hex(message.get("pk"), _HEX32), _hex(message.get("n"), _HEX16)
-    if peer_key is None or peer_nonce is None:
+    values = _peer_values(message) if session.initiator else None
+    if values is None:
         return session, []
     if session.peer_key:
-        if (peer_key, peer_nonce) == (session.peer_key, session.peer_nonce):
+        if values == (session.peer_key, session.peer_nonce):
             return session, [session.last_sent]  # our reveal was lost: send it again
         return _abort(session, "another unit interfering")
+    peer_key, peer_nonce = values
     session = replace(session, peer_key=peer_key, peer_nonce=peer_nonce)
     reveal = _message(session, "reveal", pk=session.public_key.hex(), n=session.nonce.hex())
     session = _show_code(session, at)
@@ -218,15 +223,14 @@ def _on_key(session: Session, message: dict, at: float) -> Step:
 
 
 def _on_reveal(session: Session, message: dict, at: float) -> Step:
-    if session.initiator:
-        return session, []
-    peer_key, peer_nonce = _hex(message.get("pk"), _HEX32), _hex(message.get("n"), _HEX16)
-    if peer_key is None or peer_nonce is None:
+    values = None if session.initiator else _peer_values(message)
+    if values is None:
         return session, []
     if session.peer_key:
-        if (peer_key, peer_nonce) == (session.peer_key, session.peer_nonce):
+        if values == (session.peer_key, session.peer_nonce):
             return session, []  # a duplicate
         return _abort(session, "another unit interfering")
+    peer_key, peer_nonce = values
     if not hmac.compare_digest(commitment(peer_key, peer_nonce), session.commitment):
         return _abort(session, "protocol violation")
     session = replace(session, peer_key=peer_key, peer_nonce=peer_nonce)
