@@ -88,8 +88,6 @@ class Runtime:
         self._pin_factory = pin_factory
         self._display_override = display
         self._client_factory = client_factory
-        #: Rendezvous room for pairing (``pair --room``); empty: the config's broker.room.
-        self.pairing_room = ""
         self._key_stream = key_stream
         self.notifier = notifier or Notifier()
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -328,7 +326,7 @@ class Runtime:
             case cmd.SendAck(seqs=seqs):
                 if self.pair is not None:
                     ack = self._message("ack", wall, seqs=tuple(seqs))
-                    self._after_commit.append(lambda: self.link.publish(ack))
+                    self._after_commit.append(lambda: self._publish(ack))
             case cmd.DropFromOutbox(seqs=seqs):
                 if self.pair is not None:
                     delivered = self.store.outbox_remove(self.pair.pair_id, seqs)
@@ -341,9 +339,9 @@ class Runtime:
             case cmd.Redeliver():
                 self._redeliver()
             case cmd.PublishState():
-                if self.pair is not None and self.link is not None:
+                if self.pair is not None:
                     summary = self._message("state", wall)
-                    self._after_commit.append(lambda: self.link.publish_state(summary))
+                    self._after_commit.append(lambda: self._publish(summary, retained=True))
             case cmd.NoteRejected(reason=reason, first=first, total=total):
                 if first:
                     log.warning("dropped a message that failed checks (%s); further ones are "
@@ -401,9 +399,8 @@ class Runtime:
         from micromance.link.rendezvous import Rendezvous
 
         self._close_rendezvous()
-        room = self.pairing_room or self.config.broker.room
         self.rendezvous = Rendezvous(
-            self.config.broker, self.device_id, room,
+            self.config.broker, self.device_id, self.config.broker.room,
             lambda payload: self.post(ev.PairingMessage, payload=payload),
             client_factory=self._client_factory)
         self.rendezvous.start()
@@ -434,8 +431,17 @@ class Runtime:
         message = self._message(kind, wall)
         self.store.outbox_add(message.seq, self.pair.pair_id, kind, message.to_plaintext(),
                               _when(wall))
-        self._after_commit.append(lambda: self.link.publish(message))
+        self._after_commit.append(lambda: self._publish(message))
         self._after_commit.append(self._post_outbox_size)
+
+    def _publish(self, message: Message, retained: bool = False) -> None:
+        """Hand a message to the link, if there is one now (the outbox covers the gaps)."""
+        if self.link is None:
+            return
+        if retained:
+            self.link.publish_state(message)
+        else:
+            self.link.publish(message)
 
     def _redeliver(self) -> None:
         if self.pair is None or self.link is None or not self.link.connected:
@@ -443,7 +449,7 @@ class Runtime:
         assert self.store is not None
         waiting = self.store.outbox(self.pair.pair_id)
         for _, text in waiting:
-            self.link.publish(Message.from_plaintext(text))
+            self._publish(Message.from_plaintext(text))
         if waiting:
             log.info("redelivered %d message(s) awaiting the partner's confirmation",
                      len(waiting))
