@@ -30,9 +30,9 @@ from micromance.core.machine import Settings, State, initial_state, next_deadlin
 from micromance.core.prompts import load_library
 from micromance.core.quiet import QuietHours
 from micromance.health import ThreadWatch
-from micromance.link.pair import Pair, forget_pair, load_pair, save_pair
+from micromance.link.pair import Pair
 from micromance.link.pairing import ENTROPY_BYTES
-from micromance.link.protocol import Message, ReplayWindow
+from micromance.link.partner import Partner
 from micromance.service import Notifier
 from micromance.status import live_status_path
 from micromance.store import Store
@@ -96,8 +96,7 @@ class Runtime:
         self.display: Any = None
         self.panel: Any = None
         self.store: Store | None = None
-        self.pair: Pair | None = None
-        self.link: Any = None
+        self.partner: Partner | None = None
         self.rendezvous: Any = None
         self._after_commit: list[Callable[[], None]] = []
         self.timers: CalendarTimers | None = None
@@ -145,9 +144,8 @@ class Runtime:
             stack.callback(self.panel.close)
             self._restore()
             stack.callback(self._write_status)
-            if self.pair is not None:
-                self.link = self._open_link(self.pair)
-            stack.callback(self._close_link)
+            self.partner.connect()
+            stack.callback(self.partner.disconnect)
             stack.callback(self._close_rendezvous)
             if self._key_stream is not None:
                 from micromance.hardware.keys import KeyLines
@@ -174,36 +172,22 @@ class Runtime:
         return self.watch.track(
             "panel", lambda: Panel(self.config.pins, self.on_edge, self._pin_factory))
 
-    def _open_link(self, pair: Pair) -> Any:
-        from micromance.link.mqtt import MqttLink
-
-        link = MqttLink(self.config.broker, pair, self.post,
-                        client_factory=self._client_factory)
-        self.watch.track("link", link.start)
-        return link
-
     def _restore(self) -> None:
         assert self.store is not None
         self.device_id = self.store.device_id()
         self.settings = replace(self.settings, shuffle_seed=int(self.device_id[:8], 16),
                                 device_id=self.device_id)
-        self.pair = load_pair(self.config.state_dir)
-        if self.pair is not None and self.pair.device_id != self.device_id:
-            log.warning("pair.json belongs to device %s, not this one (%s): ignoring it",
-                        self.pair.device_id, self.device_id)
-            self.pair = None
-        window, outbox = ReplayWindow(), 0
-        if self.pair is not None:
-            window = _load_window(self.store.load_window(self.pair.pair_id,
-                                                         self.pair.partner_id))
-            outbox = self.store.outbox_size(self.pair.pair_id)
+        partner = self.partner = Partner(self.config, self.store, self.device_id, self.post,
+                                         self.watch, self._later,
+                                         self._client_factory)
         bag_json, prompt_id, draws = self.store.load_rotation()
         stamp = self._stamp()
         self.state = initial_state(
             self.settings, stamp["at"], stamp["wall"],
-            counters=self.store.load_counters(self._pair_id),
+            counters=self.store.load_counters(partner.pair_id),
             bag_json=bag_json, prompt_id=prompt_id, draws=draws,
-            paired=self.pair is not None, window=window, outbox=outbox)
+            paired=partner.pair is not None, window=partner.replay_window(),
+            outbox=partner.outbox_size())
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -296,7 +280,8 @@ class Runtime:
     # --- commands ------------------------------------------------------------------------
 
     def _carry_out(self, command: cmd.Command, wall: datetime) -> None:
-        assert self.store is not None
+        assert self.store is not None and self.partner is not None and self.state is not None
+        partner, counters_now = self.partner, self.state.counters
         match command:
             case cmd.ShowFrame(frame=frame):
                 self._show(frame)
@@ -307,41 +292,32 @@ class Runtime:
             case cmd.SetLight(mode=mode):
                 self.panel.set_light(mode)
             case cmd.SaveCounters(counters=counters):
-                self.store.save_counters(counters, self._pair_id)
+                self.store.save_counters(counters, partner.pair_id)
             case cmd.SaveRotation(bag_json=bag, prompt_id=prompt_id, draws=draws):
                 self.store.save_rotation(bag, prompt_id, draws)
             case cmd.SendThanks(total=total):
                 self.store.log_event(_when(wall), "sent", f"#{total}")
-                self._send_reliably("thanks", wall)
+                partner.send_reliably("thanks", wall, counters_now)
                 log.info("thank-you #%d sent%s", total,
-                         "" if self.pair else " (not paired yet: counted here only)")
+                         "" if partner.pair else " (not paired yet: counted here only)")
             case cmd.SendSeen():
                 self.store.log_event(_when(wall), "seen")
-                self._send_reliably("seen", wall)
+                partner.send_reliably("seen", wall, counters_now)
                 log.info("partner's thank-you acknowledged")
             case cmd.SendDone(streak=streak):
                 self.store.log_event(_when(wall), "done", f"streak {streak}")
-                self._send_reliably("done", wall)
+                partner.send_reliably("done", wall, counters_now)
                 log.info("today's gesture marked done (streak %d)", streak)
             case cmd.SendAck(seqs=seqs):
-                if self.pair is not None:
-                    ack = self._message("ack", wall, seqs=tuple(seqs))
-                    self._after_commit.append(lambda: self._publish(ack))
+                partner.send_once("ack", wall, counters_now, seqs=tuple(seqs))
             case cmd.DropFromOutbox(seqs=seqs):
-                if self.pair is not None:
-                    delivered = self.store.outbox_remove(self.pair.pair_id, seqs)
-                    if delivered:
-                        log.info("partner confirmed %d message(s)", delivered)
-                        self._post_outbox_size()
+                partner.delivered(seqs)
             case cmd.SaveWindow(window_json=window):
-                if self.pair is not None:
-                    self.store.save_window(self.pair.pair_id, self.pair.partner_id, window)
+                partner.save_window(window)
             case cmd.Redeliver():
-                self._redeliver()
+                partner.redeliver()
             case cmd.PublishState():
-                if self.pair is not None:
-                    summary = self._message("state", wall)
-                    self._after_commit.append(lambda: self._publish(summary, retained=True))
+                partner.send_once("state", wall, counters_now, retained=True)
             case cmd.NoteRejected(reason=reason, first=first, total=total):
                 if first:
                     log.warning("dropped a message that failed checks (%s); further ones are "
@@ -355,45 +331,19 @@ class Runtime:
             case cmd.StopPairing():
                 self._close_rendezvous()
             case cmd.SavePair(result=result):
-                self._switch_pair(Pair(result.pair_id, result.key, self.device_id,
-                                       result.partner_id))
+                partner.switch(Pair(result.pair_id, result.key, self.device_id,
+                                    result.partner_id))
+                self._later(self._write_status)
             case cmd.ForgetPair():
                 log.info("the partner unpaired the units: forgetting the pair")
-                self._switch_pair(None)
+                partner.switch(None)
+                self._later(self._write_status)
 
-    # --- the link ------------------------------------------------------------------------
+    def _later(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once this step's commit is on the disk (publishing, mostly)."""
+        self._after_commit.append(action)
 
-    @property
-    def _pair_id(self) -> str:
-        return self.pair.pair_id if self.pair else ""
-
-    def _close_link(self) -> None:
-        if self.link is not None:
-            self.watch.forget("link")
-            self.link.stop()
-            self.link = None
-
-    def _switch_pair(self, pair: Pair | None) -> None:
-        """Replace the pair (or drop it): key on disk first, old outbox gone, new link later."""
-        assert self.store is not None
-        old = self.pair
-        if pair is not None:
-            save_pair(self.config.state_dir, pair)
-            log.info("paired with %s (pair %s)", pair.partner_id, pair.pair_id[:8])
-        else:
-            forget_pair(self.config.state_dir)
-        if old is not None:
-            dropped = self.store.outbox_clear(old.pair_id)
-            if dropped:
-                log.info("%d message(s) for the previous partner dropped", dropped)
-        self.pair = pair
-        self._after_commit.append(self._restart_link)
-
-    def _restart_link(self) -> None:
-        self._close_link()
-        if self.pair is not None:
-            self.link = self._open_link(self.pair)
-        self._write_status()
+    # --- pairing ---------------------------------------------------------------------------
 
     def _open_rendezvous(self) -> None:
         from micromance.link.rendezvous import Rendezvous
@@ -411,64 +361,19 @@ class Runtime:
             self.rendezvous.stop()
             self.rendezvous = None
 
-    def _message(self, kind: str, wall: datetime, **fields: Any) -> Message:
-        """A plaintext message stamped with a fresh, durable sequence number."""
-        assert self.store is not None and self.state is not None
-        counters = self.state.counters
-        seq = self.store.next_seq()
-        if kind in ("done", "state"):
-            fields["streak"] = counters.streak
-        if kind == "state":
-            fields["last_seq"] = seq
-        return Message(type=kind, sender=self.device_id, seq=seq, time=_when(wall),
-                       name=self.config.device.name, sent_total=counters.sent_total, **fields)
-
-    def _send_reliably(self, kind: str, wall: datetime) -> None:
-        """Into the outbox (same commit as the counters), published once that is durable."""
-        if self.pair is None:
-            return
-        assert self.store is not None
-        message = self._message(kind, wall)
-        self.store.outbox_add(message.seq, self.pair.pair_id, kind, message.to_plaintext(),
-                              _when(wall))
-        self._after_commit.append(lambda: self._publish(message))
-        self._after_commit.append(self._post_outbox_size)
-
-    def _publish(self, message: Message, retained: bool = False) -> None:
-        """Hand a message to the link, if there is one now (the outbox covers the gaps)."""
-        if self.link is None:
-            return
-        if retained:
-            self.link.publish_state(message)
-        else:
-            self.link.publish(message)
-
-    def _redeliver(self) -> None:
-        if self.pair is None or self.link is None or not self.link.connected:
-            return
-        assert self.store is not None
-        waiting = self.store.outbox(self.pair.pair_id)
-        for _, text in waiting:
-            self._publish(Message.from_plaintext(text))
-        if waiting:
-            log.info("redelivered %d message(s) awaiting the partner's confirmation",
-                     len(waiting))
-
-    def _post_outbox_size(self) -> None:
-        assert self.store is not None
-        size = self.store.outbox_size(self.pair.pair_id) if self.pair else 0
-        self.post(ev.OutboxChanged, size=size)
+    # --- live facts and the screen ----------------------------------------------------------
 
     def _write_status(self) -> None:
         """Live link facts for ``micromance status``, in the runtime directory (tmpfs)."""
-        state = self.state
-        if state is None:
+        state, partner = self.state, self.partner
+        if state is None or partner is None:
             return
+        paired = partner.pair is not None
         facts = {
             "pid": os.getpid(),
             "state_dir": str(self.config.state_dir),
-            "link": state.link.value if self.pair else "offline",
-            "partner": "unknown" if state.partner_online is None or not self.pair
+            "link": state.link.value if paired else "offline",
+            "partner": "unknown" if state.partner_online is None or not paired
             else ("online" if state.partner_online else "offline"),
             "partner_name": state.sender,
             "outbox": state.outbox,
@@ -514,15 +419,3 @@ _LIVE_FACTS = (ev.LinkChanged, ev.PartnerPresence, ev.OutboxChanged, ev.Delivery
 
 def _when(wall: datetime) -> str:
     return wall.isoformat(timespec="seconds")
-
-
-def _load_window(text: str) -> ReplayWindow:
-    if not text:
-        return ReplayWindow()
-    try:
-        return ReplayWindow.from_json(text)
-    except ValueError:
-        # A fresh window may let an old message act once more; the totals it carries are
-        # grow-only, so nothing is double counted.
-        log.warning("replay window unreadable; starting a fresh one")
-        return ReplayWindow()
