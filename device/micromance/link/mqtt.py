@@ -97,6 +97,7 @@ class MqttLink:
         self.mine = Topics(pair.pair_id, pair.device_id)
         self.partner = Topics(pair.pair_id, pair.partner_id)
         self._connected = threading.Event()
+        self._stopping = False
         self._client = self._make_client(client_factory)
 
     # --- set-up -------------------------------------------------------------------------
@@ -125,6 +126,7 @@ class MqttLink:
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say ``offline`` (retained) while we still can, then disconnect."""
+        self._stopping = True
         if self._connected.is_set():
             info = self._client.publish(self.mine.presence, OFFLINE, qos=1, retain=True)
             # If the connection is lost meanwhile, the Last Will says the same.
@@ -175,6 +177,8 @@ class MqttLink:
                        properties: Any = None) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        if self._stopping:
+            return
         if was_connected:
             log.info("link down (%s): reconnecting", reason)
         self._post(ev.LinkChanged, link=ev.LinkState.CONNECTING)
