@@ -282,14 +282,28 @@ def test_rotation_ignored_in_quiet_hours_and_taken_in_waking_hours(evening):
     assert unit.state.prompt == prompt
     unit.run_for(9 * 3600)
     unit.send(ev.RotatePrompt)
+    unit.run_for(30)  # a calendar change waits for the next half minute
     assert unit.state.prompt != prompt
 
 
 def test_morning_focus_marks_the_prompt(unit):
     unit.send(ev.MorningFocus)
+    unit.run_for(30)
     assert unit.view.focus is True
     unit.send(ev.RotatePrompt)
+    unit.run_for(30)
     assert unit.view.focus is False
+
+
+def test_a_rotation_rides_on_the_half_minute_redraw(unit):
+    unit.run_for(120)
+    unit.clock.advance(17.3)  # the calendar fires at any second
+    unit.send(ev.Tick)
+    prompt = unit.state.prompt
+    frames = of(cmd.ShowFrame, unit.send(ev.RotatePrompt))
+    assert frames == [] and unit.state.prompt == prompt
+    frames = of(cmd.ShowFrame, unit.run_for(30))
+    assert unit.state.prompt != prompt and len(frames) == 1
 
 
 def test_restart_keeps_counters_and_prompt(unit, clock):

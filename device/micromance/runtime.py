@@ -259,6 +259,15 @@ class Runtime:
         if received > received_before:
             log.info("thank-you from %s (their #%d)", self.state.sender or "partner", received)
         durable = [c for c in commands if isinstance(c, _DURABLE)]
+        # The partner's light is the moment this device exists for: when the step sends no
+        # news of its own (a thanks arrived), the light goes first, before the commit, the
+        # ack and the frame. Nothing is lost: the ack that lets the partner forget the message
+        # still waits for the commit, so a crash in between means a redelivery (and the light
+        # again). A step that sends news (a press) publishes it first and lights after.
+        early = [] if any(isinstance(c, _NEWS) for c in commands) else [
+            c for c in commands if isinstance(c, cmd.SetLight)]
+        for command in early:
+            self._carry_out(command, event.wall)
         if durable:
             # One commit for the whole step; publishing waits until it is on the disk.
             with self.store.transaction():
@@ -268,7 +277,7 @@ class Runtime:
             for action in after:
                 action()
         for command in commands:
-            if not isinstance(command, _DURABLE):
+            if not isinstance(command, _DURABLE) and command not in early:
                 self._carry_out(command, event.wall)
         if isinstance(event, _LIVE_FACTS) or any(isinstance(c, cmd.NoteRejected)
                                                   for c in commands):
@@ -414,6 +423,7 @@ class Runtime:
 _DURABLE = (cmd.SaveCounters, cmd.SaveRotation, cmd.SendThanks, cmd.SendSeen, cmd.SendDone,
             cmd.SendAck, cmd.DropFromOutbox, cmd.SaveWindow, cmd.PublishState, cmd.SavePair,
             cmd.ForgetPair)
+_NEWS = (cmd.SendThanks, cmd.SendSeen, cmd.SendDone)
 _LIVE_FACTS = (ev.LinkChanged, ev.PartnerPresence, ev.OutboxChanged, ev.Delivery)
 
 

@@ -108,6 +108,8 @@ class State:
     last_activity: float = 0.0
     peek_until: float | None = None
     was_quiet: bool = False
+    change_due: float | None = None    # a new prompt waits for the next half minute...
+    change_focus: bool = False         # ...and is the morning focus
     outputs: Outputs = Outputs()
 
     @property
@@ -166,6 +168,7 @@ def next_deadline(state: State) -> float | None:
     candidates.append(state.mode_until)
     candidates.append(state.peek_until)
     candidates.append(state.redeliver_at)
+    candidates.append(state.change_due)
     if state.session is not None:
         candidates.append(pairing.next_deadline(state.session))
     if _pulsing(state):
@@ -201,9 +204,9 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
         case ev.RotatePrompt():
             if _quiet(state) or state.mode is not Mode.HOME:
                 return state
-            return _next_prompt(state, focus=False, out=out)[0]
+            return _prompt_change(state, focus=False, out=out)
         case ev.MorningFocus():
-            return _next_prompt(state, focus=True, out=out)[0]
+            return _prompt_change(state, focus=True, out=out)
         case ev.Delivery(message=message):
             return _delivery(state, message, out)
         case ev.Rejected(reason=reason):
@@ -418,6 +421,18 @@ def _pairing_step(state: State, step: pairing.Step, out: list[Command]) -> State
                    link=LinkState.CONNECTING, partner_online=None, problem=None)
 
 
+def _prompt_change(state: State, *, focus: bool, out: list[Command]) -> State:
+    """A calendar prompt change, held until the next half minute while the screen is lit.
+
+    Page turns and the pixel shift redraw on the half minutes anyway; a change arriving in
+    between would be a third frame in that minute. Held, it rides on the redraw there.
+    """
+    if _quiet(state) or not _panel_on(state):
+        return _next_prompt(state, focus=focus, out=out)[0]
+    due = state.at + (PAGE_SECONDS - state.wall.timestamp() % PAGE_SECONDS)
+    return replace(state, change_due=due, change_focus=state.change_focus or focus)
+
+
 def _next_prompt(state: State, *, focus: bool, out: list[Command] | None = None
                  ) -> tuple[State, Prompt | None]:
     if not state.settings.library:
@@ -458,6 +473,11 @@ def _expire(state: State, out: list[Command]) -> State:
         state = replace(state, mode=Mode.HOME)  # timed out: home shows the pending mark
     if state.peek_until is not None and at >= state.peek_until:
         state = replace(state, peek_until=None)
+    if state.change_due is not None and at >= state.change_due - 1e-6:
+        focus = state.change_focus
+        state = replace(state, change_due=None, change_focus=False)
+        if focus or (state.mode is Mode.HOME and not _quiet(state)):
+            state = _next_prompt(state, focus=focus, out=out)[0]
     if state.redeliver_at is not None and at >= state.redeliver_at:
         backoff = min(state.redeliver_backoff * 2, REDELIVER_MAX)
         if state.outbox and state.link is LinkState.CONNECTED:

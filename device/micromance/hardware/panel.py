@@ -44,13 +44,16 @@ class Panel:
         self._mode = LightMode.OFF
 
     def _button(self, pin: int, button: Button, on_edge: EdgeSink, pin_factory: Any) -> Any:
-        from gpiozero import Button as GpioButton
+        # Not gpiozero's Button: its HoldMixin runs one thread per button that wakes every
+        # 0.1 s for ever (20 wake-ups a second for two buttons while idle). The core times
+        # holds itself, so an input device with edge callbacks is all the panel needs.
+        from gpiozero import DigitalInputDevice
 
-        device = GpioButton(pin, pull_up=True, bounce_time=BOUNCE_SECONDS,
-                            pin_factory=pin_factory)
+        device = DigitalInputDevice(pin, pull_up=True, bounce_time=BOUNCE_SECONDS,
+                                    pin_factory=pin_factory)
         self._devices.append(device)
-        device.when_pressed = lambda: on_edge(button, True)
-        device.when_released = lambda: on_edge(button, False)
+        device.when_activated = lambda: on_edge(button, True)
+        device.when_deactivated = lambda: on_edge(button, False)
         return device
 
     def _make_light(self, pin: int, pin_factory: Any) -> Any:
