@@ -1,0 +1,82 @@
+"""Figure 3: resident memory after start-up and after 10,000 received events.
+
+The unit runs as ``python -m micromance run`` in its own process (mock pins, dummy display,
+paired, private mosquitto). A raw partner (partner.py: a paho client sealing real protocol v1
+``thanks`` with the pair key) sends 10,000 thanks, at most 32 unacknowledged at a time; the
+unit opens, counts, commits, acks and draws each one. RSS is read from /proc/PID/status after
+start-up (link up, settled) and after the last thanks was acknowledged and counted.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.common import (
+    LINK_UP_LINE,
+    MIB,
+    UP_LINE,
+    UnitProcess,
+    check,
+    paired_dirs,
+    private_broker,
+    status_kib,
+    write_config,
+)
+from tests.benchmarks.partner import RawPartner
+
+TARGET_RSS_MIB = 40.0
+TARGET_GROWTH_MIB = 1.0
+
+
+def _memory(pid: int) -> dict[str, float]:
+    return {key: round(status_kib(pid, key) * 1024 / MIB, 2)
+            for key in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")}
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    from micromance.link.pair import load_pair
+
+    events = 200 if quick else 10_000
+    settle = 1.0 if quick else 3.0
+    with tempfile.TemporaryDirectory(prefix="mm-bench-memory-") as tmp:
+        base = Path(tmp)
+        with private_broker(base) as broker, paired_dirs(base) as (dir_a, _):
+            unit = UnitProcess(write_config(dir_a, broker.port, "Sam"))
+            partner = None
+            try:
+                unit.wait_line(UP_LINE)
+                unit.wait_line(LINK_UP_LINE)
+                pair = load_pair(dir_a)
+                assert pair is not None
+                partner = RawPartner(pair, broker.port)
+                partner.send_thanks(5)  # first thanks: the received screen, the light, the ack
+                time.sleep(settle)
+                start = _memory(unit.pid)
+                seconds = partner.send_thanks(events - 5, timeout=60)
+                unit.wait(lambda u: u.received >= events, 60, f"{events} thanks counted")
+                time.sleep(settle)
+                end = _memory(unit.pid)
+            finally:
+                if partner is not None:
+                    partner.close()
+                unit.stop()
+    growth = end["VmRSS"] - start["VmRSS"]
+    return {
+        "definition": "VmRSS of a paired unit process after start-up (link up, first thanks "
+                      "shown) and after receiving, counting and acknowledging more events",
+        "events": events,
+        "events_per_second": round((events - 5) / seconds, 1),
+        "rss_after_startup_mib": start["VmRSS"],
+        "rss_after_events_mib": end["VmRSS"],
+        "rss_growth_mib": round(growth, 2),
+        "peak_rss_mib": end["VmHWM"],
+        "after_startup": start,
+        "after_events": end,
+        "rejected_by_partner": partner.rejected if partner else None,
+        "targets": {"rss_mib": TARGET_RSS_MIB, "rss_growth_mib": TARGET_GROWTH_MIB},
+        "pass": check(end["VmRSS"], TARGET_RSS_MIB) and check(start["VmRSS"], TARGET_RSS_MIB)
+        and check(growth, TARGET_GROWTH_MIB),
+    }
