@@ -47,12 +47,12 @@ from tests.benchmarks.common import (
     write_config,
 )
 
-THANKS, NEXT = 17, 27
+THANKS, NEXT, LED_PIN = 17, 27, 18
 TARGET_P50_MS = 1.0
 TARGET_P99_MS = 5.0
 DEFINITION = (
-    "from A's THANKS pin driven low (press, release at once) to B's Panel.set_light(PULSE) "
-    "returning for that thanks (gpiozero told to pulse B's LED); both units in one process. "
+    "from A's THANKS pin driven low (press, release at once) to B's LED pin going from dark to "
+    "lit for that thanks (the light a person sees); both units in one process. "
     "B acknowledges (NEXT) after each press and both outboxes drain, so every press lights B's "
     "LED from OFF. overhead_pXX = press_to_partner_light_pXX - (floor_pXX + commit_pXX)"
 )
@@ -70,12 +70,13 @@ def measure(quick: bool) -> dict[str, Any]:
             together = press_to_light(base / "together", broker.port, presses, warmup)
             apart = press_to_light_two_processes(base / "apart", broker.port, presses, warmup)
             floor_after = paho_floor(broker.port, samples)  # the broker did not drift meanwhile
-    press = together["led"]
+    press = together["lit"]
     overhead_p50 = press["p50_ms"] - (floor["p50_ms"] + commit["p50_ms"])
     overhead_p99 = press["p99_ms"] - (floor["p99_ms"] + commit["p99_ms"])
     return {
         "definition": DEFINITION,
         "press_to_partner_light": press,
+        "press_to_partner_light_command_returned": together["led"],
         "press_to_partner_step_done": together["step_done"],
         "press_to_partner_counted": together["counted"],
         "press_to_partner_light_two_processes": apart,
@@ -149,12 +150,27 @@ def _time_led(panel: Any, sink: list[tuple[float, str]]) -> None:
     panel.set_light = set_light
 
 
+def _time_pin(pin: Any, sink: list[float]) -> None:
+    """Record when the LED pin first goes from dark to lit (the light a person sees)."""
+    original = pin._change_state
+
+    def change_state(value: Any) -> Any:
+        was_dark = not pin.state
+        changed = original(value)
+        if changed and was_dark and value:
+            sink.append(time.perf_counter())
+        return changed
+
+    pin._change_state = change_state
+
+
 def press_to_light(base: Path, port: int, presses: int, warmup: int) -> dict[str, Any]:
     from micromance.core import commands as cmd
     from micromance.core.events import LinkState
 
     base.mkdir()
     led: list[tuple[float, str]] = []
+    lit_at: list[float] = []
     done: list[float] = []
     counted: list[float] = []
     with paired_dirs(base) as (dir_a, dir_b):
@@ -172,20 +188,22 @@ def press_to_light(base: Path, port: int, presses: int, warmup: int) -> dict[str
             a.start()
             b.start()
             _time_led(b.runtime.panel, led)
+            _time_pin(b.factory.pin(LED_PIN), lit_at)
             for unit in (a, b):
                 unit.wait_until(lambda u=unit: u.runtime.state.link is LinkState.CONNECTED
                                 and u.runtime.state.partner_online is True, what="link up")
             rows = []
             for i in range(warmup + presses):
                 _settle(a, b)
-                for sink in (led, done, counted):
+                for sink in (led, lit_at, done, counted):
                     sink.clear()
                 started = time.perf_counter()
                 a.press(THANKS)
-                b.wait_until(lambda: bool(done), 10, "B's LED")
+                b.wait_until(lambda: bool(done) and bool(lit_at), 10, "B's LED")
                 if i >= warmup:
-                    lit = next(at for at, mode in led if mode == "PULSE")
-                    rows.append((lit - started, done[0] - started, counted[0] - started))
+                    told = next(at for at, mode in led if mode == "PULSE")
+                    rows.append((lit_at[0] - started, told - started, done[0] - started,
+                                 counted[0] - started))
                 b.press(NEXT)  # acknowledge: LED off, A sees "Seen"
                 a.wait_until(lambda: a.runtime.state.seen, 10, "A seen")
             _settle(a, b)
@@ -196,9 +214,11 @@ def press_to_light(base: Path, port: int, presses: int, warmup: int) -> dict[str
             b.close()
     if totals[0] != totals[1]:
         raise RuntimeError(f"A sent {totals[0]} but B received {totals[1]}")
-    led_s, done_s, counted_s = (list(column) for column in zip(*rows, strict=True))
+    lit_s, led_s, done_s, counted_s = (list(column) for column in zip(*rows, strict=True))
     return {
-        "led": {**summary_ms(led_s), "delivered": totals[1] - warmup},
+        "lit": {**summary_ms(lit_s), "delivered": totals[1] - warmup},
+        "led": {**summary_ms(led_s),
+                "what": "B's Panel.set_light(PULSE) returned (the breathing thread started)"},
         "step_done": {**summary_ms(done_s),
                       "what": "B's observer of SetLight(PULSE): the whole step carried out"},
         "counted": {**summary_ms(counted_s),

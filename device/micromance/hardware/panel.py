@@ -7,9 +7,11 @@ The pin factory is injected, so tests run the very same code on ``MockFactory``.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from micromance.config import PinsConfig
@@ -24,7 +26,16 @@ BOUNCE_SECONDS = 0.03
 PULSE_FADE_SECONDS = 0.9
 FLASH_SECONDS = 0.15
 
+PULSE_FPS = 25
+
 EdgeSink = Callable[[Button, bool], None]
+
+
+def breathing(period: float, fps: int) -> Iterator[float]:
+    """Brightness values for a slow pulse that starts at full brightness (a cosine)."""
+    steps = max(2, round(period * fps))
+    for step in itertools.count():
+        yield 0.5 + 0.5 * math.cos(2 * math.pi * (step % steps) / steps)
 
 
 class Panel:
@@ -74,9 +85,14 @@ class Panel:
 
     def set_light(self, mode: LightMode) -> None:
         light = self._light
+        light.source = None  # stop a breathing light before anything else
         if mode is LightMode.PULSE:
+            # Full brightness at once, on this thread: gpiozero's own pulse() starts dark and
+            # its thread first lights the LED ~40 ms later. Then it breathes from the top.
+            light.on()
             if hasattr(light, "pulse"):
-                light.pulse(fade_in_time=PULSE_FADE_SECONDS, fade_out_time=PULSE_FADE_SECONDS)
+                light.source_delay = 1 / PULSE_FPS
+                light.source = breathing(PULSE_FADE_SECONDS * 2, PULSE_FPS)
             else:
                 light.blink(on_time=PULSE_FADE_SECONDS, off_time=PULSE_FADE_SECONDS)
         elif mode is LightMode.FLASH:
