@@ -5,11 +5,12 @@ mosquitto on loopback. Each round:
 
 1. A's THANKS pin is driven low, then high (the core takes a press on release, as on the
    device); the clock starts just before ``drive_low``.
-2. The clock stops when B's panel adapter has carried out the LED command for that thanks:
-   ``Panel.set_light(PULSE)`` returned, i.e. gpiozero was told to pulse the LED. B's LED goes
-   to PULSE only on an unacknowledged thanks, so after each round B presses NEXT (LED off, A
-   sees "Seen") and both outboxes drain: every press lights B's LED from OFF, a full
-   press-to-partner-light with nothing else in flight.
+2. The clock stops when B's LED pin goes from dark to lit for that thanks: the light a
+   person sees (B's panel switches it fully on at once, then starts it breathing). When B's
+   ``Panel.set_light(PULSE)`` returned is reported too. B's LED lights only on an
+   unacknowledged thanks, so after each round B presses NEXT (LED off, A sees "Seen") and
+   both outboxes drain: every press lights B's LED from dark, a full press-to-partner-light
+   with nothing else in flight.
    Also reported: when B's runtime finished the whole step (its observers run after every
    command of the step: commit, ack, frame and LED), and when B *counted* the press.
 
