@@ -269,7 +269,7 @@ def press_to_light_two_processes(base: Path, port: int, presses: int, warmup: in
     if sent != received:
         raise RuntimeError(f"A sent {sent} but B received {received}")
     return {**summary_ms(times), "delivered": received - warmup,
-            "what": "as press_to_partner_light, but B runs in its own process"}
+            "what": "B in its own process, until its Panel.set_light(PULSE) returned"}
 
 
 def _settle(a: InProcessUnit, b: InProcessUnit) -> None:
