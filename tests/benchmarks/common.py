@@ -206,23 +206,10 @@ def write_config(directory: Path, port: int, name: str) -> Path:
 
 
 def desk_config(state_dir: Path, port: int, name: str) -> Any:
-    """The same unit as a Config object, for in-process runtimes."""
-    from micromance.config import (
-        BrokerConfig,
-        Config,
-        DeviceConfig,
-        DisplayConfig,
-        PathsConfig,
-        QuietHoursConfig,
-    )
+    """The same unit as a Config object, for in-process runtimes (as the tests build it)."""
+    from tests.units import desk_config as test_unit_config
 
-    return Config(
-        device=DeviceConfig(name=name),
-        display=DisplayConfig(driver="dummy"),
-        paths=PathsConfig(state_dir=str(state_dir)),
-        quiet_hours=QuietHoursConfig(enabled=False),
-        broker=BrokerConfig(host="127.0.0.1", port=port, tls=False),
-    )
+    return test_unit_config(state_dir, name=name, broker_port=port)
 
 
 # --- a unit in its own process ------------------------------------------------------------------

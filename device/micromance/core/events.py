@@ -113,29 +113,10 @@ class SeenReceived(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DoneReceived(Event):
-    """The partner marked a gesture done."""
-
-    sender: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class PartnerTotals(Event):
-    """The partner's running totals as last reported (state summary)."""
-
-    sender_total: int
-
-
-@dataclass(frozen=True, kw_only=True)
 class OutboxChanged(Event):
     """How many of our thank-yous still wait for the partner's end-to-end ack."""
 
     size: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class PairedChanged(Event):
-    paired: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,16 +131,3 @@ class PairingMessage(Event):
     """A payload from the pairing rendezvous topic (untrusted: the core validates it)."""
 
     payload: bytes
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProblemRaised(Event):
-    """An adapter hit a condition the person should see (one short line)."""
-
-    reason: str
-    detail: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProblemCleared(Event):
-    pass

@@ -213,8 +213,6 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             return _rejected(state, reason, out)
         case ev.ThanksReceived(sender=sender, sender_total=total):
             return _partner_total(state, total, sender, out)
-        case ev.PartnerTotals(sender_total=total):
-            return _partner_total(state, total, state.sender, out)
         case ev.SeenReceived():
             return _seen(state)
         case ev.LinkChanged(link=link):
@@ -228,8 +226,6 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             return _redeliver_now(state, out) if online else state
         case ev.OutboxChanged(size=size):
             return _outbox_changed(state, size)
-        case ev.PairedChanged(paired=paired):
-            return replace(state, paired=paired)
         case ev.PairingBegin(entropy=entropy):
             if state.mode is not Mode.PAIRING or state.session is not None:
                 return state
@@ -239,10 +235,6 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             if state.session is None:
                 return state
             return _pairing_step(state, pairing.receive(state.session, payload, state.at), out)
-        case ev.ProblemRaised(reason=reason, detail=detail):
-            return replace(state, problem=v.ProblemView(reason, detail))
-        case ev.ProblemCleared():
-            return replace(state, problem=None)
     return state
 
 
