@@ -11,7 +11,14 @@ from micromance.core import commands as cmd
 from micromance.core import events as ev
 from micromance.core.commands import LightMode
 from micromance.core.events import Button, Gesture
-from micromance.core.machine import Settings, State, initial_state, next_deadline, step
+from micromance.core.machine import (
+    FLASH_SECONDS,
+    Settings,
+    State,
+    initial_state,
+    next_deadline,
+    step,
+)
 from micromance.core.prompts import load_library
 from micromance.core.quiet import QuietHours
 from micromance.screens import views as v
@@ -76,8 +83,18 @@ def test_thanks_press_records_sends_flashes_and_confirms(unit):
     out = unit.gesture(Gesture.THANKS_PRESS)
     assert of(cmd.SendThanks, out) == [cmd.SendThanks(total=1)]
     assert of(cmd.SaveCounters, out)[0].counters.sent_total == 1
-    assert cmd.SetLight(LightMode.FLASH) in out
+    assert cmd.SetLight(LightMode.ON) in out
     assert isinstance(unit.view, v.SentView) and unit.view.queued  # not paired: waits
+
+
+def test_the_press_blink_is_turned_off_by_the_cores_own_deadline(unit):
+    unit.gesture(Gesture.THANKS_PRESS)
+    assert unit.state.outputs.light is LightMode.ON
+    assert unit.state.flash_until == pytest.approx(unit.state.at + FLASH_SECONDS)
+    assert next_deadline(unit.state) <= unit.state.flash_until  # the loop wakes for it
+    out = unit.run_for(FLASH_SECONDS)
+    assert of(cmd.SetLight, out) == [cmd.SetLight(LightMode.OFF)]
+    assert unit.state.outputs.light is LightMode.OFF
     unit.run_for(5)
     assert isinstance(unit.view, v.HomeView)
     assert (unit.view.today, unit.view.total) == (1, 1)
@@ -269,7 +286,7 @@ def test_a_press_in_quiet_hours_acts_and_lights_the_screen_for_a_while(evening):
     out = unit.gesture(Gesture.THANKS_PRESS)
     assert of(cmd.SendThanks, out)
     assert cmd.SetPanelPower(True) in out and isinstance(unit.view, v.SentView)
-    assert cmd.SetLight(LightMode.FLASH) not in out  # the light never flashes at night
+    assert cmd.SetLight(LightMode.ON) not in out  # the light never flashes at night
     unit.run_for(60)
     assert unit.state.outputs.panel_on is False
 

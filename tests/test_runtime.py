@@ -43,8 +43,11 @@ def test_thanks_button_reaches_core_light_and_screen(unit, mock_factory):
     led = mock_factory.pin(18)
     press(mock_factory, 17)
     unit.wait_for(lambda c: c == cmd.SendThanks(total=1))
-    unit.wait_for(lambda c: c == cmd.SetLight(LightMode.FLASH))
+    unit.wait_for(lambda c: c == cmd.SetLight(LightMode.ON))
     assert any(state for _, state in led.states), "the LED never lit"
+    lit = unit.seen.index(cmd.SetLight(LightMode.ON))
+    unit.wait_for(lambda c: c == cmd.SetLight(LightMode.OFF), since=lit)  # the loop's deadline
+    assert led.state == 0
     frame = unit.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
                           and isinstance(c.frame.view, v.SentView))
     assert unit.runtime.display.last_image.tobytes() == render(frame.frame, 128, 64).tobytes()

@@ -13,7 +13,7 @@ from micromance.screens.views import Frame
 class LightMode(Enum):
     OFF = "off"
     PULSE = "pulse"      # a thank-you is waiting
-    FLASH = "flash"      # one short blink: your press was taken
+    ON = "on"            # steady for a moment: your press was taken
 
 
 @dataclass(frozen=True)

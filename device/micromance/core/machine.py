@@ -32,6 +32,7 @@ from micromance.screens import views as v
 SENT_SECONDS = 4.0          # how long "Sent ♥" / "Seen ✓" stays up
 DONE_SECONDS = 4.0
 PAIRING_RESULT_SECONDS = 6.0
+FLASH_SECONDS = 0.15        # the light's "press taken" blink (the loop turns it off)
 FRAME_SECONDS = 0.12        # heart animation: about 8 frames a second, then still
 PEEK_SECONDS = 30.0         # a button during quiet hours lights the screen this long
 PAGE_SECONDS = 30.0         # long prompts turn a page this often, on the half minute
@@ -106,6 +107,7 @@ class State:
     problem: v.ProblemView | None = None
     session: pairing.Session | None = None   # a pairing attempt in progress
     last_activity: float = 0.0
+    flash_until: float | None = None   # the light is on for a moment after a press
     peek_until: float | None = None
     was_quiet: bool = False
     change_due: float | None = None    # a new prompt waits for the next half minute...
@@ -167,6 +169,8 @@ def next_deadline(state: State) -> float | None:
     candidates.append(button_timing.next_deadline(state.buttons))
     candidates.append(state.mode_until)
     candidates.append(state.peek_until)
+    if _flashing(state):
+        candidates.append(state.flash_until)
     candidates.append(state.redeliver_at)
     candidates.append(state.change_due)
     if state.session is not None:
@@ -285,9 +289,7 @@ def _send_thanks(state: State, out: list[Command]) -> State:
                     mode_since=state.at, mode_until=state.at + SENT_SECONDS)
     out.append(_save(counters))
     out.append(cmd.SendThanks(total=counters.sent_total))
-    if not _night(state) and not _pulsing(state):
-        out.append(cmd.SetLight(LightMode.FLASH))
-    return state
+    return replace(state, flash_until=state.at + FLASH_SECONDS)
 
 
 def _mark_done(state: State, out: list[Command]) -> State:
@@ -508,6 +510,19 @@ def _pulsing(state: State) -> bool:
             and state.at < state.pending_since + state.settings.received_timeout)
 
 
+def _flashing(state: State) -> bool:
+    return state.flash_until is not None and state.at < state.flash_until
+
+
+def _light(state: State) -> LightMode:
+    """Breathing while a thank-you waits, a short steady blink after a press, never at night."""
+    if _night(state):
+        return LightMode.OFF
+    if _pulsing(state):
+        return LightMode.PULSE
+    return LightMode.ON if _flashing(state) else LightMode.OFF
+
+
 def _bright(state: State) -> bool:
     return state.at < state.last_activity + state.settings.dim_after
 
@@ -602,7 +617,7 @@ def _emit_outputs(state: State, out: list[Command]) -> tuple[State, list[Command
     old = state.outputs
     panel_on = _panel_on(state)
     frame = v.Frame(view_of(state), _shift(state))
-    light = LightMode.PULSE if _pulsing(state) and not _night(state) else LightMode.OFF
+    light = _light(state)
     contrast = state.settings.contrast if _bright(state) and not _quiet(state) \
         else state.settings.dim_contrast
     if panel_on and old.panel_on is not True:

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 #: Debounce for real switches; gpiozero's mock pins ignore it (tests drive clean edges).
 BOUNCE_SECONDS = 0.03
 PULSE_FADE_SECONDS = 0.9
-FLASH_SECONDS = 0.15
 
 PULSE_FPS = 25
 
@@ -95,8 +94,8 @@ class Panel:
                 light.source = breathing(PULSE_FADE_SECONDS * 2, PULSE_FPS)
             else:
                 light.blink(on_time=PULSE_FADE_SECONDS, off_time=PULSE_FADE_SECONDS)
-        elif mode is LightMode.FLASH:
-            light.blink(on_time=FLASH_SECONDS, off_time=0.05, n=1)
+        elif mode is LightMode.ON:
+            light.on()  # the core's deadline turns it off: no thread per press
         else:
             light.off()
         self._mode = mode
