@@ -215,15 +215,28 @@ def test_forged_and_replayed_messages_are_dropped_and_counted(homes, broker):
 
 
 def test_status_reports_the_link(homes, tmp_path):
-    from micromance.status import collect_status
 
     a, b = homes
     a.start().connected()
     b.start().connected()
-    report = collect_status(a.runtime.config)
-    assert report["paired"] is True and report["link"] == "connected"
+    report = wait_for_status(a.runtime, lambda report: report["link"] == "connected")
+    assert report["paired"] is True
     assert report["pair_id"] and len(report["pair_id"]) == 8
     assert "key" not in str(report).lower()
+
+
+def wait_for_status(runtime, predicate, timeout: float = 10.0) -> dict:
+    """The unit's status once ``predicate`` holds (re-read after each write of status.json)."""
+    from micromance.status import collect_status
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runtime.status_written.clear()
+        report = collect_status(runtime.config)
+        if predicate(report):
+            return report
+        remaining = deadline - time.monotonic()
+        assert remaining > 0 and runtime.status_written.wait(remaining), f"status: {report}"
 
 
 class UnitProcess:

@@ -156,3 +156,18 @@ def test_identical_pixels_are_not_pushed_twice(tmp_path, mock_factory):
         pushed = runtime.display.frames_shown
         runtime._show(replace(frame))
         assert runtime.display.frames_shown == pushed
+
+
+def test_a_burst_of_live_facts_is_one_write_of_status_json(unit):
+    import json
+
+    from micromance.runtime import STATUS_DELAY_SECONDS
+
+    written = unit.runtime.status_written
+    for i in range(20):
+        unit.runtime.post(ev.PartnerPresence, online=i % 2 == 0)
+    assert written.wait(5)
+    facts = json.loads((unit.runtime.config.state_dir / "status.json").read_text())
+    assert facts["pid"] and facts["outbox"] == 0
+    written.clear()
+    assert not written.wait(2 * STATUS_DELAY_SECONDS)  # the whole burst was one write

@@ -14,6 +14,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
@@ -43,6 +44,9 @@ log = logging.getLogger("micromance")
 #: Longest the loop sleeps with nothing scheduled (a safety net, not a poll: ~once an hour).
 MAX_SLEEP_SECONDS = 3600.0
 SCREENSHOT_NAME = "screen.png"
+#: Live facts reach status.json this long after they change: a burst (a redelivered outbox,
+#: a press and its ack) costs one write, and never in the moment a press is on its way.
+STATUS_DELAY_SECONDS = 0.25
 
 
 class _Stop:
@@ -105,6 +109,9 @@ class Runtime:
         #: Called with each command after it was carried out (tests wait on these).
         self.observers: list[Callable[[cmd.Command], None]] = []
         self._last_image: bytes | None = None
+        self._status_due: float | None = None   # time.monotonic() of the next status write
+        #: Set after each write of status.json (tests wait on it).
+        self.status_written = threading.Event()
         self._started = threading.Event()
         #: Adapter threads that must be alive for WATCHDOG=1 (a deaf unit should restart).
         self.watch = ThreadWatch()
@@ -221,6 +228,7 @@ class Runtime:
                 if event is STOP:
                     break
                 self._apply(event)
+                self._write_status_if_due()
                 if self.watch.alive():
                     self.notifier.watchdog()
         finally:
@@ -249,6 +257,8 @@ class Runtime:
             budgets.append(calendar)
         if self.notifier.watchdog_interval:
             budgets.append(self.notifier.watchdog_interval)
+        if self._status_due is not None:
+            budgets.append(self._status_due - time.monotonic())
         return max(0.0, min(budgets))
 
     def _apply(self, event: ev.Event) -> None:
@@ -279,9 +289,8 @@ class Runtime:
         for command in commands:
             if not isinstance(command, _DURABLE) and command not in early:
                 self._carry_out(command, event.wall)
-        if isinstance(event, _LIVE_FACTS) or any(isinstance(c, cmd.NoteRejected)
-                                                  for c in commands):
-            self._write_status()
+        if isinstance(event, _LIVE_FACTS):
+            self._status_changed()
         for command in commands:
             for observer in self.observers:
                 observer(command)
@@ -331,7 +340,7 @@ class Runtime:
                 if first:
                     log.warning("dropped a message that failed checks (%s); further ones are "
                                 "counted in status, not logged", reason)
-                self._write_status()
+                self._status_changed()
             case cmd.StartPairing():
                 self._open_rendezvous()
             case cmd.PublishPairing(payload=payload):
@@ -342,11 +351,11 @@ class Runtime:
             case cmd.SavePair(result=result):
                 partner.switch(Pair(result.pair_id, result.key, self.device_id,
                                     result.partner_id))
-                self._later(self._write_status)
+                self._status_changed()
             case cmd.ForgetPair():
                 log.info("the partner unpaired the units: forgetting the pair")
                 partner.switch(None)
-                self._later(self._write_status)
+                self._status_changed()
 
     def _later(self, action: Callable[[], None]) -> None:
         """Run ``action`` once this step's commit is on the disk (publishing, mostly)."""
@@ -372,8 +381,18 @@ class Runtime:
 
     # --- live facts and the screen ----------------------------------------------------------
 
+    def _status_changed(self) -> None:
+        """Write status.json soon (real time: this paces I/O, it is not the core's clock)."""
+        if self._status_due is None:
+            self._status_due = time.monotonic() + STATUS_DELAY_SECONDS
+
+    def _write_status_if_due(self) -> None:
+        if self._status_due is not None and time.monotonic() >= self._status_due:
+            self._write_status()
+
     def _write_status(self) -> None:
         """Live link facts for ``micromance status``, in the runtime directory (tmpfs)."""
+        self._status_due = None
         state, partner = self.state, self.partner
         if state is None or partner is None:
             return
@@ -398,12 +417,13 @@ class Runtime:
             os.replace(temporary, path)
         except OSError as error:
             log.debug("cannot write %s: %s", path, error)
+        self.status_written.set()
 
     def _show(self, frame: Any) -> None:
-        from micromance.screens.render import render
+        from micromance.screens.render import render_once
 
         width, height = self.display.size
-        image = render(frame, width, height)
+        image = render_once(frame, width, height)
         raw = image.tobytes()
         if raw == self._last_image:
             return  # same pixels (e.g. a page turn of a one-page prompt): spare the panel

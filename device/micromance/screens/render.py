@@ -10,6 +10,7 @@ Pillow is imported on the first render, not at import: importing the screens sta
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 #: Below this many pixels of content box nothing useful fits; the frame stays dark.
 MIN_CONTENT = 8
+#: Frames ``render_once`` remembers (about 1 KiB each on a 128x64 panel).
+RECENT_FRAMES = 32
 
 _SCREENS: dict[type, Callable[[Canvas, Any], None]] = {
     HomeView: home.draw_home,
@@ -64,6 +67,16 @@ def render(frame: Frame, width: int, height: int) -> Image:
     canvas = Canvas(ImageDraw.Draw(image), MARGIN + dx, MARGIN + dy, content_w, content_h)
     screen(canvas, frame.view)
     return image
+
+
+@functools.lru_cache(maxsize=RECENT_FRAMES)
+def render_once(frame: Frame, width: int, height: int) -> Image:
+    """``render``, remembered: a unit shows the same frames again and again (Sent, Seen, the
+    heart's six steps, a prompt's pages), and a Pi Zero then draws each only once.
+
+    The image is shared between callers: read it, never draw on it.
+    """
+    return render(frame, width, height)
 
 
 def prompt_pages(prompt: str, width: int, height: int) -> list[list[str]]:
