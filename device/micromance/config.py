@@ -9,7 +9,6 @@ on a device without a keyboard.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import os
 import re
@@ -361,6 +360,8 @@ def _closest(word: str, options: Sequence[str], cutoff: float = 0.6) -> str | No
     (``difflib.get_close_matches`` breaks ties by the larger string: "ssd1360" would get
     "ssd1363" rather than the far commoner "ssd1306", listed first.)
     """
+    import difflib  # only on a mistake: the daemon's start-up does not need it
+
     scored = [(difflib.SequenceMatcher(None, word.lower(), option.lower()).ratio(), -i, option)
               for i, option in enumerate(options)]
     score, _, best = max(scored, default=(0.0, 0, None))

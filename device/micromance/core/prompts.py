@@ -9,7 +9,6 @@ caller passes ``now`` and a seed, which keeps every decision reproducible in tes
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import random
@@ -18,7 +17,6 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +32,9 @@ MAX_TEXT_CHARS = 120
 #: Prefix of ids of prompts from the user's extra file, so they never collide with shipped ones.
 USER_ID_PREFIX = "user-"
 
-_SHIPPED_PACKAGE = "micromance.content"
-_SHIPPED_FILE = "prompts.toml"
+#: The shipped library (package data; read as a plain file: importlib.resources would bring
+#: zipfile and tempfile into a daemon installed as ordinary files).
+_SHIPPED = Path(__file__).resolve().parents[1] / "content" / "prompts.toml"
 _PRACTICE_NAMES = tuple(practice.value for practice in Practice)
 _EXAMPLE = '[[prompt]] / practice = "present" / text = "Ask about their day"'
 
@@ -63,7 +62,7 @@ def load_library(
     device without a keyboard. An empty ``extra_file`` string means "no extra file".
     """
     disabled = {_practice_from_setting(name) for name in disabled_practices}
-    shipped = resources.files(_SHIPPED_PACKAGE).joinpath(_SHIPPED_FILE)
+    shipped = _SHIPPED
     prompts = _parse_prompts(shipped.read_text(encoding="utf-8"), str(shipped), id_prefix="")
     seen = {_dedup_key(prompt.text): "the shipped library" for prompt in prompts}
     if extra_file:
@@ -206,6 +205,8 @@ def _problem(source: str, line: int, problem: str, fix: str) -> str:
 
 
 def _did_you_mean(value: str, options: Sequence[str]) -> str:
+    import difflib  # only on a mistake
+
     near = difflib.get_close_matches(value.strip().lower(), options, n=1, cutoff=0.6)
     return f' (did you mean "{near[0]}"?)' if near else ""
 

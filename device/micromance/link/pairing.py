@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -342,8 +342,9 @@ def _code(session: Session) -> str:
 
 
 def _public(secret: bytes) -> bytes:
-    return X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    # public_bytes_raw, not public_bytes(Encoding.Raw, ...): the serialization package pulls
+    # in SSH, RSA and DSA support the daemon never uses (~1 MB resident).
+    return X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
 
 
 def _shared(secret: bytes, peer_key: bytes) -> bytes:
