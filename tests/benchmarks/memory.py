@@ -5,10 +5,15 @@ paired, private mosquitto). A raw partner (partner.py: a paho client sealing rea
 ``thanks`` with the pair key) sends 10,000 thanks, at most 32 unacknowledged at a time; the
 unit opens, counts, commits, acks and draws each one. RSS is read from /proc/PID/status after
 start-up (link up, settled) and after the last thanks was acknowledged and counted.
+
+Beside it, the floor: a process that loads and uses once each library the unit depends on,
+and nothing of micromance (library_floor.py). The unit's RSS above the floor is its own share.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -17,12 +22,15 @@ from typing import Any
 from tests.benchmarks.common import (
     LINK_UP_LINE,
     MIB,
+    PYTHON,
+    ROOT,
     UP_LINE,
     UnitProcess,
     check,
     paired_dirs,
     private_broker,
     status_kib,
+    unit_env,
     write_config,
 )
 from tests.benchmarks.partner import RawPartner
@@ -34,6 +42,13 @@ TARGET_GROWTH_MIB = 1.0
 def _memory(pid: int) -> dict[str, float]:
     return {key: round(status_kib(pid, key) * 1024 / MIB, 2)
             for key in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")}
+
+
+def library_floor() -> dict[str, float]:
+    """VmRSS and friends of ``python -m tests.benchmarks.library_floor`` (same environment)."""
+    done = subprocess.run([PYTHON, "-m", "tests.benchmarks.library_floor"], cwd=ROOT,
+                          env=unit_env(), capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def measure(quick: bool) -> dict[str, Any]:
@@ -64,6 +79,7 @@ def measure(quick: bool) -> dict[str, Any]:
                     partner.close()
                 unit.stop()
     growth = end["VmRSS"] - start["VmRSS"]
+    floor = library_floor()
     return {
         "definition": "VmRSS of a paired unit process after start-up (link up, first thanks "
                       "shown) and after receiving, counting and acknowledging more events",
@@ -75,6 +91,9 @@ def measure(quick: bool) -> dict[str, Any]:
         "peak_rss_mib": end["VmHWM"],
         "after_startup": start,
         "after_events": end,
+        "library_floor": {**floor, "what": "the unit's libraries loaded and used once, without "
+                          "micromance (tests/benchmarks/library_floor.py)"},
+        "micromance_share_mib": round(end["VmRSS"] - floor["VmRSS"], 2),
         "rejected_by_partner": partner.rejected if partner else None,
         "targets": {"rss_mib": TARGET_RSS_MIB, "rss_growth_mib": TARGET_GROWTH_MIB},
         "pass": check(end["VmRSS"], TARGET_RSS_MIB) and check(start["VmRSS"], TARGET_RSS_MIB)
