@@ -149,6 +149,22 @@ def test_broker_killed_mid_presses_loses_nothing(homes, broker):
     assert a.state.counters.sent_total == 100
 
 
+def test_units_started_while_the_broker_is_down_connect_when_it_comes_up(homes, broker):
+    a, b = homes
+    broker.stop()
+    a.start()
+    b.start()
+    for _ in range(3):
+        a.press(THANKS)  # counted and kept while nobody can be reached
+    a.wait_until(lambda: a.state.counters.sent_total == 3)
+    assert a.runtime.partner.link.socket() is None  # refused: waiting out its backoff
+    broker.restart()
+    _wait_received(b, 3, timeout=30)
+    _wait_outbox_empty(a, timeout=30)
+    a.press(THANKS)
+    _wait_received(b, 4, timeout=10)
+
+
 def test_receiver_killed_and_restarted_counts_everything_once(homes):
     a, b = homes
     a.start().connected()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +12,7 @@ from micromance.config import BrokerConfig
 from micromance.core import events as ev
 from micromance.errors import LinkError
 from micromance.link import protocol
-from micromance.link.mqtt import SESSION_EXPIRY_SECONDS, MqttLink
+from micromance.link.mqtt import SESSION_EXPIRY_SECONDS, Backoff, MqttLink
 from micromance.link.pair import Pair
 
 PAIR = Pair(pair_id="00112233445566778899aabbccddeeff", key=bytes(range(32)),
@@ -25,6 +26,7 @@ class RecordingClient:
         self.args, self.kwargs = args, kwargs
         self.calls: list[tuple] = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.refuse = False
 
     def __getattr__(self, name):
         def record(*args, **kwargs):
@@ -34,6 +36,14 @@ class RecordingClient:
 
     def socket(self):
         return self.sock
+
+    def want_write(self):
+        return False
+
+    def reconnect(self):
+        self.calls.append(("reconnect", (), {}))
+        if self.refuse:
+            raise ConnectionRefusedError(111, "Connection refused")
 
     def called(self, name):
         return [(args, kwargs) for call, args, kwargs in self.calls if call == name]
@@ -65,10 +75,58 @@ def test_persistent_session_will_and_fixed_client_id(tmp_path):
     assert (host, port) == ("localhost", 1883)
     assert options["clean_start"] is False
     assert options["properties"].SessionExpiryInterval == SESSION_EXPIRY_SECONDS
-    assert client.called("loop_start")
+    assert not client.called("loop_start")  # the runtime's loop drives the network
     (low, high), = [(kw["min_delay"], kw["max_delay"]) for _, kw in
                     client.called("reconnect_delay_set")]
     assert 1 <= low < 2 and 50 <= high <= 70  # each unit its own base: reconnects spread out
+    link.stop()
+
+
+def settled(link: MqttLink) -> None:
+    """Wait for the connection attempt's thread (events only: the link wakes the loop)."""
+    link._attempt.join(5)
+    link.handle_timers()
+
+
+def test_the_connection_is_opened_off_the_loop_then_served_by_it(tmp_path):
+    woken = []
+    link, client, _ = make_link(tmp_path, tls=False)
+    link._wake = lambda: woken.append(True)
+    link.start()
+    assert link.socket() is None  # while the attempt runs, the loop leaves the client alone
+    settled(link)
+    assert client.called("reconnect") and woken == [True]
+    assert link.socket() is client.sock and not link.wants_write()
+    assert link.deadline() is not None  # the keepalive check
+    link.handle_io(readable=True, writable=False)
+    assert client.called("loop_read")
+    client.sock.close()
+
+
+def test_a_refused_attempt_is_retried_after_this_units_backoff(tmp_path):
+    link, client, _ = make_link(tmp_path, tls=False)
+    client.refuse = True
+    link.start()
+    settled(link)
+    assert link.socket() is None
+    first = link._backoff.first
+    assert link.deadline() == pytest.approx(time.monotonic() + first, abs=0.5)
+    link._connect_at = time.monotonic()  # the delay has passed
+    link.handle_timers()
+    settled(link)
+    assert len(client.called("reconnect")) == 2
+    assert link.deadline() == pytest.approx(time.monotonic() + 2 * first, abs=0.5)
+    link.stop()
+    client.sock.close()
+
+
+def test_backoff_doubles_to_its_cap_and_starts_over_after_a_connection():
+    backoff = Backoff(first=1.5, cap=60)
+    assert [backoff.next_delay() for _ in range(8)] == [1.5, 3, 6, 12, 24, 48, 60, 60]
+    backoff.reset()
+    assert backoff.next_delay() == 1.5
+    spread = {Backoff.for_this_unit().first for _ in range(20)}
+    assert len(spread) > 1 and all(1 <= first < 2 for first in spread)
 
 
 def test_on_connect_subscribes_sets_nodelay_and_says_online(tmp_path):
@@ -117,3 +175,35 @@ def test_messages_become_events_or_counted_rejections(tmp_path):
                       (ev.PartnerPresence, {"online": True}),
                       (ev.Rejected, {"reason": "unexpected_topic"})]
     client.sock.close()
+
+
+def test_the_broker_gets_its_puback_once_the_loop_has_acted(tmp_path):
+    link, client, posted = make_link(tmp_path, tls=False)
+    assert client.called("manual_ack_set") == [((True,), {})]
+    link.start()
+    settled(link)
+    link._on_message(client, None, SimpleNamespace(topic=link.partner.presence,
+                                                   payload=b"online", qos=1, mid=7))
+    assert posted[-1] == (ev.PartnerPresence, {"online": True})
+    assert not client.called("ack")  # not from inside paho's callback...
+    link.flush()                      # ...but when the loop is about to sleep
+    assert client.called("ack") == [((7, 1), {})]
+    link.flush()
+    assert len(client.called("ack")) == 1
+    client.sock.close()
+
+
+def test_keepalive_checks_run_on_the_loop_and_a_dead_link_is_reopened(tmp_path):
+    link, client, _ = make_link(tmp_path, tls=False, keepalive=20)
+    link.start()
+    settled(link)
+    assert link.deadline() == pytest.approx(time.monotonic() + 5, abs=0.5)  # keepalive / 4
+    link._misc_at = time.monotonic()
+    link.handle_timers()
+    assert client.called("loop_misc") and link.socket() is client.sock
+    client.sock.close()
+    client.sock = None  # what loop_misc leaves after a missed PINGRESP (Wi-Fi gone, no FIN)
+    link._misc_at = time.monotonic()
+    link.handle_timers()
+    assert link.socket() is None
+    assert link.deadline() == pytest.approx(time.monotonic() + link._backoff.first, abs=0.5)

@@ -141,7 +141,8 @@ def test_an_adapter_closed_on_purpose_is_forgotten_and_one_without_threads_is_fi
     assert watch.watched() == {"panel": ()}
 
 
-def test_the_paho_thread_of_a_real_link_is_watched(tmp_path, broker):
+def test_a_real_link_leaves_no_thread_behind_its_connection_attempt(tmp_path, broker):
+    """The watchdog rule needs no network thread: the loop itself serves the link."""
     from micromance.config import BrokerConfig
     from micromance.link.mqtt import MqttLink
     from micromance.link.pair import pair_locally
@@ -149,11 +150,12 @@ def test_the_paho_thread_of_a_real_link_is_watched(tmp_path, broker):
     pair, _ = pair_locally(tmp_path / "a", tmp_path / "b")
     link = MqttLink(BrokerConfig(host=broker.host, port=broker.port, tls=False), pair,
                     lambda *args, **kwargs: None)
-    watch = ThreadWatch()
-    watch.track("link", link.start)
+    before = threading.enumerate()
+    link.start()
     try:
-        assert len(watch.watched()["link"]) == 1
-        assert watch.alive()
+        link._attempt.join(10)  # the short-lived connection attempt
+        link.handle_timers()
+        assert link.socket() is not None  # connected: now served by whoever loops
+        assert threading.enumerate() == before  # nothing left for the watchdog to watch
     finally:
         link.stop()
-    assert not watch.alive()  # what a crashed network thread looks like to the loop

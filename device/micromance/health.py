@@ -1,10 +1,11 @@
 """Is the daemon healthy enough to tell systemd's watchdog so?
 
 The loop sends WATCHDOG=1 on every iteration. A loop that runs while the threads feeding it
-are dead would keep the unit "alive" yet deaf: a dead paho network thread stops all partner
-messages, a dead lgpio notification thread (the FIFO pitfall in DESIGN.md) stops the buttons.
-So the runtime tracks the threads its adapters start and stops pinging when one of them is
-gone; systemd then kills and restarts the unit after WatchdogSec.
+are dead would keep the unit "alive" yet deaf: a dead gpiozero or lgpio notification thread
+(the FIFO pitfall in DESIGN.md) stops the buttons. So the runtime tracks the threads its
+adapters start and stops pinging when one of them is gone; systemd then kills and restarts the
+unit after WatchdogSec. (The partner link has no thread to watch: its network I/O runs on the
+loop itself, so a loop that pings is a loop that serves the link.)
 
 Threads are found by difference (those that appeared while an adapter was being opened), not
 by name: paho, gpiozero and lgpio name their threads as they like, and mock pins start none.

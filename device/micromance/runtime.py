@@ -1,9 +1,12 @@
 """The runtime: wires adapters to the core and runs the one loop.
 
-Adapters call back on their own threads (gpiozero, paho, the key reader) and only put events
-on one queue. The loop is the single consumer: it applies ``core.step`` and carries the
-commands out to the display, the light and the store. It sleeps until the next event or the
-next moment the core or the calendar asked for — never a fixed polling interval.
+Adapters call back on their own threads (gpiozero, the key reader) and only put events on one
+queue, waking the loop through a pipe. The partner link's network I/O runs on the loop itself
+(paho as an external event loop), so its callbacks queue events the same way without a thread
+hand-off. The loop is the single consumer: it applies ``core.step`` and carries the commands
+out to the display, the light, the store and the link. It sleeps until the next event, the
+next network traffic or the next moment the core, the calendar or the link asked for — never
+a fixed polling interval.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import json
 import logging
 import os
 import queue
+import selectors
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +58,34 @@ class _Stop:
 
 
 STOP = _Stop()
+
+
+class Wakeup:
+    """A self-pipe: an event posted from any thread (or a signal handler) ends the loop's wait."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+
+    def fileno(self) -> int:
+        return self._read
+
+    def set(self) -> None:
+        with suppress(OSError):  # a full pipe is already set; a closed one has no reader
+            os.write(self._write, b"\0")
+
+    def clear(self) -> None:
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            with suppress(OSError):
+                os.close(fd)
 
 
 def settings_from(config: Config) -> Settings:
@@ -106,6 +138,9 @@ class Runtime:
         self.timers: CalendarTimers | None = None
         #: How often the loop woke up, for tests and benchmarks.
         self.wakeups = 0
+        #: True from taking an event off the queue until its step was carried out, so
+        #: "queue empty, then not busy" (read in that order) means nothing is pending.
+        self.busy = False
         #: Called with each command after it was carried out (tests wait on these).
         self.observers: list[Callable[[cmd.Command], None]] = []
         self._last_image: bytes | None = None
@@ -113,6 +148,10 @@ class Runtime:
         #: Set after each write of status.json (tests wait on it).
         self.status_written = threading.Event()
         self._started = threading.Event()
+        self._loop_thread: int | None = None
+        self._wakeup: Wakeup | None = None
+        self._selector: selectors.BaseSelector | None = None
+        self._watched: tuple[Any, int, int] | None = None  # (socket, fd, events) of the link
         #: Adapter threads that must be alive for WATCHDOG=1 (a deaf unit should restart).
         self.watch = ThreadWatch()
 
@@ -124,6 +163,14 @@ class Runtime:
     def post(self, factory: Callable[..., ev.Event], **fields: Any) -> None:
         """Put an event stamped now on the queue (thread-safe, never blocks)."""
         self.events.put(factory(**fields, **self._stamp()))
+        if threading.get_ident() != self._loop_thread:  # the loop itself looks next anyway
+            self._wake()
+
+    def _wake(self) -> None:
+        """End the loop's wait (any thread)."""
+        wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup.set()
 
     def on_edge(self, button: Button, down: bool) -> None:
         self.post(ev.ButtonDown if down else ev.ButtonUp, button=button)
@@ -134,6 +181,7 @@ class Runtime:
     def stop(self) -> None:
         """Ask the loop to end (safe from signal handlers: SimpleQueue.put is reentrant)."""
         self.events.put(STOP)
+        self._wake()  # always: a signal handler runs on the loop's thread, inside its wait
 
     def wait_started(self, timeout: float | None = None) -> bool:
         return self._started.wait(timeout)
@@ -143,6 +191,11 @@ class Runtime:
     def run(self) -> int:
         """Start everything in dependency order, loop, stop in reverse order."""
         with ExitStack() as stack:
+            self._loop_thread = threading.get_ident()
+            self._wakeup = Wakeup()
+            stack.callback(self._close_wakeup)
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self._wakeup, selectors.EVENT_READ)
             self.store = Store.open(self.config.state_dir)
             stack.callback(self.store.close)
             self.display = self._open_display()
@@ -185,8 +238,7 @@ class Runtime:
         self.settings = replace(self.settings, shuffle_seed=int(self.device_id[:8], 16),
                                 device_id=self.device_id)
         partner = self.partner = Partner(self.config, self.store, self.device_id, self.post,
-                                         self.watch, self._later,
-                                         self._client_factory)
+                                         self._wake, self._later, self._client_factory)
         bag_json, prompt_id, draws = self.store.load_rotation()
         stamp = self._stamp()
         self.state = initial_state(
@@ -228,6 +280,7 @@ class Runtime:
                 if event is STOP:
                     break
                 self._apply(event)
+                self.busy = False
                 self._write_status_if_due()
                 if self.watch.alive():
                     self.notifier.watchdog()
@@ -236,15 +289,73 @@ class Runtime:
             log.info("stopping")
 
     def _next_event(self) -> Any:
-        timeout = self._sleep_budget()
+        """The next queued event; else wait for one, for the network or for a deadline.
+
+        An event that arrives is acted on first; the calendar and the link's timers run once
+        nothing waits in the queue (they keep minutes and seconds, not milliseconds).
+        """
+        if self.events.empty():
+            timeout = self._sleep_budget()
+            if timeout > 0:
+                self._wait(timeout)
+            self.wakeups += 1
+        if self.events.empty():
+            assert self.timers is not None
+            self.timers.run_due()  # calendar jobs post their events; they come next
+            link = self._link()
+            if link is not None:
+                link.handle_timers()
+        self.busy = True  # before taking the event: see ``busy``
         try:
-            event = self.events.get(timeout=timeout) if timeout > 0 else self.events.get_nowait()
+            return self.events.get_nowait()
         except queue.Empty:
-            event = None
-        self.wakeups += 1
-        assert self.timers is not None
-        self.timers.run_due()  # calendar jobs post their events; they come next
-        return event if event is not None else ev.Tick(**self._stamp())
+            return ev.Tick(**self._stamp())
+
+    def _link(self) -> Any:
+        return self.partner.link if self.partner is not None else None
+
+    def _wait(self, timeout: float) -> None:
+        """Sleep until woken, until the link's socket is ready (then serve it), or ``timeout``."""
+        assert self._selector is not None and self._wakeup is not None
+        link = self._link()
+        if link is not None:
+            link.flush()  # acknowledge what the loop has just acted on
+        self._watch_link(link)
+        socket_ready = 0
+        for key, mask in self._selector.select(timeout):
+            if key.fileobj is self._wakeup:
+                self._wakeup.clear()
+            else:
+                socket_ready = mask
+        if socket_ready and link is not None:
+            link.handle_io(bool(socket_ready & selectors.EVENT_READ),
+                           bool(socket_ready & selectors.EVENT_WRITE))
+
+    def _watch_link(self, link: Any) -> None:
+        """Keep the selector on the link's current socket (it changes on every reconnect)."""
+        assert self._selector is not None
+        sock = link.socket() if link is not None else None
+        wanted = None
+        if sock is not None:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if link.wants_write() else 0)
+            wanted = (sock, sock.fileno(), events)
+        if wanted == self._watched:
+            return
+        if self._watched is not None:
+            with suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(self._watched[1])
+        if wanted is not None:
+            self._selector.register(wanted[1], wanted[2])
+        self._watched = wanted
+
+    def _close_wakeup(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
+        if self._wakeup is not None:
+            self._wakeup.close()
+            self._wakeup = None
+        self._watched = None
 
     def _sleep_budget(self) -> float:
         assert self.state is not None and self.timers is not None
@@ -259,6 +370,10 @@ class Runtime:
             budgets.append(self.notifier.watchdog_interval)
         if self._status_due is not None:
             budgets.append(self._status_due - time.monotonic())
+        link = self._link()
+        link_deadline = link.deadline() if link is not None else None
+        if link_deadline is not None:
+            budgets.append(link_deadline - time.monotonic())
         return max(0.0, min(budgets))
 
     def _apply(self, event: ev.Event) -> None:

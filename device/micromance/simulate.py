@@ -201,12 +201,16 @@ def _settle(simulation: Simulation) -> None:
     """Scripted runs: let presses reach the other unit before the screens are printed."""
     done = threading.Event()
 
-    def check() -> None:
-        if simulation.settled() and all(unit.events.empty() for unit in simulation.units):
+    def check(stepping: Runtime | None = None) -> None:
+        """``stepping``: the unit whose observer calls, at the end of its (finished) step."""
+        units = simulation.units
+        idle = (all(unit.events.empty() for unit in units)  # first the queues, then the steps
+                and not any(unit.busy for unit in units if unit is not stepping))
+        if idle and simulation.settled():
             done.set()
 
     for unit in simulation.units:
-        unit.observers.append(lambda _command: check())
+        unit.observers.append(lambda _command, unit=unit: check(unit))
     check()
     done.wait(SETTLE_SECONDS)
 

@@ -1,8 +1,15 @@
 """The partner link over MQTT: a thin wrapper around a paho-mqtt 2 client.
 
-It only translates. paho calls back on its own thread; the callbacks open sealed messages
-(CPU only, no shared state) and put events on the runtime's queue. Nothing here blocks in a
-callback, decides what a message means, or touches the store.
+It only translates. paho runs as an *external event loop* on the runtime's own loop thread:
+the loop watches the socket (``socket``, ``wants_write``), hands readiness to ``handle_io``
+and wakes at ``deadline`` for keepalive and reconnects. So a publish goes out on the thread
+that committed it, and a message arrives on the thread that acts on it: no hand-off to and
+from a network thread, no second thread wanting the GIL, no wake-up every second. Only the
+blocking part, opening the connection (DNS, TCP, TLS), runs on a short-lived thread, so a
+broker that cannot be reached never freezes the buttons or the screen.
+
+Callbacks open sealed messages and put events on the runtime's queue; nothing here decides
+what a message means or touches the store.
 
 Choices that matter (see DESIGN.md, Known pitfalls):
 - MQTT 5 with ``clean_start=False`` *and* a SessionExpiryInterval, and a fixed client id, so
@@ -10,7 +17,7 @@ Choices that matter (see DESIGN.md, Known pitfalls):
 - subscribe inside ``on_connect`` so every reconnect resubscribes;
 - TCP_NODELAY on the socket once connected (Nagle cost 88 ms per round trip on loopback);
 - retained presence with a Last Will ``offline``; ``offline`` published on clean shutdown;
-- reconnect with capped exponential backoff; each unit draws its own base delay, which
+- reconnect with capped exponential backoff; each unit draws its own base delay and cap, which
   spreads a fleet's reconnects after a broker restart (jitter).
 """
 
@@ -22,7 +29,9 @@ import random
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +49,49 @@ ONLINE, OFFLINE = b"online", b"offline"
 
 #: Puts an event built from a factory and fields on the runtime's queue (stamped there).
 Post = Callable[..., None]
+#: Ends the runtime loop's wait (any thread).
+Wake = Callable[[], None]
+#: The socket errors an attempt to connect ends with (DNS, refused, unreachable, timeout, TLS).
+CONNECT_ERRORS = (OSError, ssl.SSLError, ValueError)
+
+
+@dataclass
+class Backoff:
+    """Capped exponential delays between connection attempts, this unit's own.
+
+    Each unit draws its first delay (1-2 s) and its cap (50-70 s) once: after a broker
+    restart, a fleet's reconnects spread out instead of arriving together.
+    """
+
+    first: float
+    cap: float
+    current: float = 0.0
+
+    @classmethod
+    def for_this_unit(cls) -> Backoff:
+        return cls(first=1 + random.random(), cap=50 + int(random.random() * 20))
+
+    def next_delay(self) -> float:
+        self.current = self.first if not self.current else min(self.cap, self.current * 2)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
 
 
 def new_client(broker: BrokerConfig, client_id: str,
-               client_factory: Callable[..., Any] | None = None) -> Any:
+               client_factory: Callable[..., Any] | None = None,
+               backoff: Backoff | None = None) -> Any:
     """A paho client set up from the config: MQTT 5, TLS, credentials, jittered backoff."""
     import paho.mqtt.client as mqtt
 
     factory = client_factory or mqtt.Client
     client = factory(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                      protocol=mqtt.MQTTv5)
-    client.reconnect_delay_set(min_delay=1 + random.random(),  # type: ignore[arg-type]
-                               max_delay=50 + int(random.random() * 20))
+    backoff = backoff or Backoff.for_this_unit()
+    # For clients on paho's own loop thread (pairing, the shell); MqttLink keeps its own.
+    client.reconnect_delay_set(min_delay=backoff.first,  # type: ignore[arg-type]
+                               max_delay=backoff.cap)
     client.max_queued_messages_set(1000)
     if broker.username:
         client.username_pw_set(broker.username, read_password(broker))
@@ -87,26 +127,43 @@ def read_password(broker: BrokerConfig) -> str:
 
 
 class MqttLink:
-    """One unit's connection to the broker, bound to its pair."""
+    """One unit's connection to the broker, bound to its pair, driven by the runtime's loop.
+
+    Every method runs on the loop thread, except the connection attempt itself, which runs
+    on its own short-lived thread while the loop leaves the client alone (``socket`` is None).
+    Times are ``time.monotonic()``: network pacing, not the core's injected clock.
+    """
 
     def __init__(self, broker: BrokerConfig, pair: Pair, post: Post, *,
+                 wake: Wake | None = None,
                  client_factory: Callable[..., Any] | None = None) -> None:
         self._broker = broker
         self._pair = pair
         self._post = post
+        self._wake = wake or (lambda: None)
         self.mine = Topics(pair.pair_id, pair.device_id)
         self.partner = Topics(pair.pair_id, pair.partner_id)
         self._connected = threading.Event()
         self._stopping = False
+        self._backoff = Backoff.for_this_unit()
         self._client = self._make_client(client_factory)
+        self._open = False                     # the loop may use the socket
+        self._attempt: threading.Thread | None = None
+        self._attempt_result: BaseException | bool | None = None  # set by the attempt thread
+        self._connect_at: float | None = None  # next attempt (after a failure or a drop)
+        self._misc_at: float | None = None     # next keepalive check
+        self._misc_every = max(1.0, broker.keepalive / 4)
+        self._unacked: list[tuple[int, int]] = []  # (mid, qos) received, not yet PUBACKed
 
     # --- set-up -------------------------------------------------------------------------
 
     def _make_client(self, client_factory: Callable[..., Any] | None) -> Any:
-        client = new_client(self._broker, f"micromance-{self._pair.device_id}", client_factory)
+        client = new_client(self._broker, f"micromance-{self._pair.device_id}", client_factory,
+                            self._backoff)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.manual_ack_set(True)  # PUBACK once the loop has acted: see flush()
         client.will_set(self.mine.presence, OFFLINE, qos=1, retain=True)
         return client
 
@@ -122,22 +179,146 @@ class MqttLink:
         self._client.connect_async(self._broker.host, self._broker.port,
                                    keepalive=self._broker.keepalive, clean_start=False,
                                    properties=properties)
-        self._client.loop_start()
+        self._begin_attempt()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say ``offline`` (retained) while we still can, then disconnect."""
         self._stopping = True
-        if self._connected.is_set():
-            info = self._client.publish(self.mine.presence, OFFLINE, qos=1, retain=True)
-            # If the connection is lost meanwhile, the Last Will says the same.
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(timeout)
-        self._client.disconnect()
-        self._client.loop_stop()
+        if self._attempt is not None:
+            self._attempt.join(timeout)  # a daemon thread: never holds the exit up for long
+            self._take_attempt_result()
+        if self._open:
+            self.flush()
+        if self._open:
+            if self._connected.is_set():
+                # If the connection is lost meanwhile, the Last Will says the same.
+                self._client.publish(self.mine.presence, OFFLINE, qos=1, retain=True)
+                self._drain(time.monotonic() + timeout)
+            self._client.disconnect()
+        self._open = False
+        self._connected.clear()
+
+    def _drain(self, until: float) -> None:
+        """Write what paho still holds (a full socket buffer), for at most ``until``."""
+        import select
+
+        while self._open and self._client.want_write() and time.monotonic() < until:
+            sock = self._client.socket()
+            if sock is None:
+                return
+            select.select([], [sock], [], max(0.0, until - time.monotonic()))
+            self._client.loop_write()
 
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    # --- the runtime loop's side --------------------------------------------------------
+
+    def socket(self) -> Any:
+        """The socket the loop should watch, or None while there is none (or it is being made)."""
+        return self._client.socket() if self._open else None
+
+    def wants_write(self) -> bool:
+        return self._open and self._client.want_write()
+
+    def flush(self) -> None:
+        """Before the loop sleeps: acknowledge to the broker what arrived and was acted on.
+
+        The PUBACK waits until the loop has carried the message's event out (committed it),
+        so the broker forgets nothing we had not kept, and the light is not held up by it.
+        """
+        unacked, self._unacked = self._unacked, []
+        if not self._open:
+            return
+        for mid, qos in unacked:
+            self._client.ack(mid, qos)
+        if self._client.want_write():
+            self._client.loop_write()
+        self._check_closed()
+
+    def deadline(self) -> float | None:
+        """When ``handle_timers`` has work: a keepalive check or the next connection attempt."""
+        if self._attempt_result is not None:
+            return time.monotonic()
+        times = [t for t in (self._misc_at if self._open else None, self._connect_at)
+                 if t is not None]
+        return min(times, default=None)
+
+    def handle_io(self, readable: bool, writable: bool) -> None:
+        """The socket is ready: read (callbacks run here, on the loop), then write."""
+        if readable and self._open:
+            self._client.loop_read()
+            sock = self._client.socket()
+            while sock is not None and getattr(sock, "pending", lambda: 0)() > 0:
+                self._client.loop_read()  # TLS may hold decrypted bytes select cannot see
+                sock = self._client.socket()
+        if self._open and (writable or self._client.want_write()):
+            self._client.loop_write()
+        self._check_closed()
+
+    def handle_timers(self) -> None:
+        now = time.monotonic()
+        self._take_attempt_result()
+        if self._open and self._misc_at is not None and now >= self._misc_at:
+            self._misc_at = now + self._misc_every
+            self._client.loop_misc()  # PINGREQ when due; a lost PINGRESP closes the socket
+            if self._client.want_write():
+                self._client.loop_write()
+            self._check_closed()
+        if self._connect_at is not None and now >= self._connect_at:
+            self._begin_attempt()
+
+    # --- connecting (off the loop) --------------------------------------------------------
+
+    def _begin_attempt(self) -> None:
+        """Open the connection on a short-lived thread: DNS, TCP and TLS may block for seconds."""
+        if self._stopping or self._attempt is not None:
+            return
+        self._connect_at = None
+
+        def attempt() -> None:
+            try:
+                self._client.reconnect()  # sends CONNECT; CONNACK arrives on the loop
+                self._attempt_result = True
+            except CONNECT_ERRORS as error:
+                self._attempt_result = error
+            self._wake()
+
+        self._attempt = threading.Thread(target=attempt, name="micromance-connect",
+                                         daemon=True)
+        self._attempt.start()
+
+    def _take_attempt_result(self) -> None:
+        """On the loop: adopt the socket the attempt opened, or plan the next attempt."""
+        result = self._attempt_result
+        if result is None:
+            return
+        self._attempt_result = None
+        if self._attempt is not None:
+            self._attempt.join()
+            self._attempt = None
+        if result is True and not self._stopping:
+            self._open = True
+            self._unacked.clear()
+            self._misc_at = time.monotonic() + self._misc_every
+            return
+        if result is True:  # stopped meanwhile: close what the attempt opened
+            self._client.disconnect()
+            return
+        delay = self._backoff.next_delay()
+        log.info("broker %s:%d not reachable (%s): next attempt in %.0f s", self._broker.host,
+                 self._broker.port, result, delay)
+        self._connect_at = time.monotonic() + delay
+
+    def _check_closed(self) -> None:
+        """paho closed the socket (lost, refused, keepalive): plan a reconnect."""
+        if self._open and self._client.socket() is None:
+            self._open = False
+            self._misc_at = None
+            self._unacked.clear()  # message ids of a closed connection; the broker resends
+            if not self._stopping:
+                self._connect_at = time.monotonic() + self._backoff.next_delay()
 
     # --- sending (loop thread) ----------------------------------------------------------
 
@@ -147,7 +328,7 @@ class MqttLink:
             return
         topic = self.mine.events
         payload = protocol.seal(message, key=self._pair.key, topic=topic)
-        self._client.publish(topic, payload, qos=1)
+        self._client.publish(topic, payload, qos=1)  # written at once, on this thread
 
     def publish_state(self, message: Message) -> None:
         """The retained summary the partner reads on every (re)connect."""
@@ -157,7 +338,7 @@ class MqttLink:
         payload = protocol.seal(message, key=self._pair.key, topic=topic)
         self._client.publish(topic, payload, qos=1, retain=True)
 
-    # --- paho callbacks (paho's thread: translate and enqueue only) ---------------------
+    # --- paho callbacks (on the loop, inside handle_io: translate and enqueue only) -----
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                     properties: Any = None) -> None:
@@ -165,6 +346,7 @@ class MqttLink:
             log.warning("broker %s:%d refused the connection: %s", self._broker.host,
                         self._broker.port, reason)
             return
+        self._backoff.reset()
         set_nodelay(client)
         client.subscribe([(self.partner.events, 1), (self.partner.state, 1),
                           (self.partner.presence, 1)])
@@ -184,6 +366,8 @@ class MqttLink:
         self._post(ev.LinkChanged, link=ev.LinkState.CONNECTING)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        if getattr(message, "qos", 0):
+            self._unacked.append((message.mid, message.qos))
         topic, payload = message.topic, message.payload
         if topic == self.partner.presence:
             if payload in (ONLINE, OFFLINE):

@@ -16,7 +16,6 @@ from typing import Any
 from micromance.config import Config
 from micromance.core import events as ev
 from micromance.core.counters import Counters
-from micromance.health import ThreadWatch
 from micromance.link.pair import Pair, forget_pair, load_pair, save_pair
 from micromance.link.protocol import Message, ReplayWindow
 from micromance.store import Store
@@ -31,13 +30,13 @@ class Partner:
     """This unit's pair (if any) and its live connection to the partner."""
 
     def __init__(self, config: Config, store: Store, device_id: str, post: Callable[..., None],
-                 watch: ThreadWatch, later: Later,
+                 wake: Callable[[], None], later: Later,
                  client_factory: Callable[..., Any] | None = None) -> None:
         self._config = config
         self._store = store
         self._device_id = device_id
         self._post = post
-        self._watch = watch
+        self._wake = wake
         self._later = later
         self._client_factory = client_factory
         self.pair = load_pair(config.state_dir)
@@ -77,13 +76,12 @@ class Partner:
             return
         from micromance.link.mqtt import MqttLink
 
-        self.link = MqttLink(self._config.broker, self.pair, self._post,
+        self.link = MqttLink(self._config.broker, self.pair, self._post, wake=self._wake,
                              client_factory=self._client_factory)
-        self._watch.track("link", self.link.start)
+        self.link.start()
 
     def disconnect(self) -> None:
         if self.link is not None:
-            self._watch.forget("link")
             self.link.stop()
             self.link = None
 
