@@ -244,9 +244,25 @@ def pycache_dir() -> Path:
     return _pycache[0]
 
 
+def service_environment() -> dict[str, str]:
+    """The ``Environment=`` of systemd/micromance.service that applies off systemd too.
+
+    Settings naming systemd's own paths (``%t``...) and the bytecode switch (the benchmarks
+    keep warm bytecode of their own, see ``pycache_dir``) are left out.
+    """
+    unit = (ROOT / "systemd" / "micromance.service").read_text()
+    env = {}
+    for line in unit.splitlines():
+        if line.startswith("Environment="):
+            name, _, value = line.removeprefix("Environment=").partition("=")
+            if "%" not in value and name != "PYTHONDONTWRITEBYTECODE":
+                env[name] = value
+    return env
+
+
 def unit_env(*, cold: bool = False) -> dict[str, str]:
-    """Environment of a unit process: mock pins, warm bytecode (or none at all if cold)."""
-    env = dict(os.environ, **MOCK_ENV, PYTHONUNBUFFERED="1")
+    """Environment of a unit process: the service's, mock pins, warm bytecode (or none)."""
+    env = dict(os.environ, **service_environment(), **MOCK_ENV, PYTHONUNBUFFERED="1")
     env.pop("RUNTIME_DIRECTORY", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     if cold:  # no bytecode anywhere (an empty cache, nothing written): all compiled at start

@@ -1,7 +1,8 @@
 """Figure 3: resident memory after start-up and after 10,000 received events.
 
-The unit runs as ``python -m micromance run`` in its own process (mock pins, dummy display,
-paired, private mosquitto). A raw partner (partner.py: a paho client sealing real protocol v1
+The unit runs as ``python -m micromance run`` in its own process, with the service's
+environment (``MALLOC_ARENA_MAX=1``), mock pins, the dummy display, paired, against a private
+mosquitto. A raw partner (partner.py: a paho client sealing real protocol v1
 ``thanks`` with the pair key) sends 10,000 thanks, at most 32 unacknowledged at a time; the
 unit opens, counts, commits, acks and draws each one. RSS is read from /proc/PID/status after
 start-up (link up, settled) and after the last thanks was acknowledged and counted.
