@@ -69,14 +69,21 @@ def render(frame: Frame, width: int, height: int) -> Image:
     return image
 
 
-@functools.lru_cache(maxsize=RECENT_FRAMES)
 def render_once(frame: Frame, width: int, height: int) -> Image:
     """``render``, remembered: a unit shows the same frames again and again (Sent, Seen, the
     heart's six steps, a prompt's pages), and a Pi Zero then draws each only once.
 
-    The image is shared between callers: read it, never draw on it.
+    Kept packed (a 128x64 frame is 1 KiB of bytes, a 10 KiB Image); each call gets its own
+    Image.
     """
-    return render(frame, width, height)
+    from PIL import Image
+
+    return Image.frombytes("1", (max(1, width), max(1, height)), _packed(frame, width, height))
+
+
+@functools.lru_cache(maxsize=RECENT_FRAMES)
+def _packed(frame: Frame, width: int, height: int) -> bytes:
+    return render(frame, width, height).tobytes()
 
 
 def prompt_pages(prompt: str, width: int, height: int) -> list[list[str]]:
