@@ -283,6 +283,9 @@ class MqttLink:
                 self._attempt_result = True
             except CONNECT_ERRORS as error:
                 self._attempt_result = error
+            except Exception as error:  # anything else must not end the retries either
+                log.debug("connection attempt failed unexpectedly", exc_info=True)
+                self._attempt_result = error
             self._wake()
 
         self._attempt = threading.Thread(target=attempt, name="micromance-connect",
@@ -306,9 +309,12 @@ class MqttLink:
         if result is True:  # stopped meanwhile: close what the attempt opened
             self._client.disconnect()
             return
+        first_failure = not self._backoff.current
         delay = self._backoff.next_delay()
-        log.info("broker %s:%d not reachable (%s): next attempt in %.0f s", self._broker.host,
-                 self._broker.port, result, delay)
+        # Once per outage in the journal (an SD card), every attempt at debug level.
+        log.log(logging.INFO if first_failure else logging.DEBUG,
+                "broker %s:%d not reachable (%s): next attempt in %.0f s", self._broker.host,
+                self._broker.port, result, delay)
         self._connect_at = time.monotonic() + delay
 
     def _check_closed(self) -> None:
