@@ -295,6 +295,9 @@ class Runtime:
         nothing waits in the queue (they keep minutes and seconds, not milliseconds).
         """
         if self.events.empty():
+            link = self._link()
+            if link is not None:
+                link.flush()  # acknowledge what the loop has acted on (may plan a reconnect)
             timeout = self._sleep_budget()
             if timeout > 0:
                 self._wait(timeout)
@@ -318,8 +321,6 @@ class Runtime:
         """Sleep until woken, until the link's socket is ready (then serve it), or ``timeout``."""
         assert self._selector is not None and self._wakeup is not None
         link = self._link()
-        if link is not None:
-            link.flush()  # acknowledge what the loop has just acted on
         self._watch_link(link)
         socket_ready = 0
         for key, mask in self._selector.select(timeout):
