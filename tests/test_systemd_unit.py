@@ -86,6 +86,32 @@ def test_notify_watchdog_and_restart_policy():
     assert int(unit["StartLimitIntervalSec"][0]) >= 60
 
 
+def test_watchdog_pings_are_paced_not_sent_on_every_loop_turn(tmp_path):
+    import socket
+
+    from micromance.service import Notifier
+
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(path)
+        systemd.setblocking(False)
+        now = [100.0]
+        notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000"},
+                            clock=lambda: now[0])
+        assert notifier.watchdog_interval == 15.0
+        pings = 0
+        for moment in (100.0, 100.1, 103.0, 107.6, 107.7, 130.0):
+            now[0] = moment
+            notifier.watchdog()
+            while True:
+                try:
+                    assert systemd.recv(64) == b"WATCHDOG=1"
+                except BlockingIOError:
+                    break
+                pings += 1
+        assert pings == 3  # at 100.0, 107.6 and 130.0
+
+
 def test_directories_and_the_lgpio_runtime_directory():
     service = settings("Service")
     assert service["User"] == ["micromance"]
