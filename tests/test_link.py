@@ -332,3 +332,38 @@ def test_receiver_killed_with_sigkill_loses_nothing_and_counts_nothing_twice(tmp
         if b.process and b.process.poll() is None:
             b.kill()
         a.close()
+
+
+def test_two_units_through_a_self_hosted_tls_broker_with_logins_and_acl(tmp_path):
+    """The link's own loop over TLS (decrypted bytes select cannot see) and per-unit logins."""
+    from dataclasses import replace
+
+    from micromance.config import BrokerConfig
+    from tests.selfhosted import PASSWORD, start_selfhosted
+
+    dir_a, dir_b = tmp_path / "a", tmp_path / "b"
+    pair_a, pair_b = pair_locally(dir_a, dir_b)
+    broker = start_selfhosted(tmp_path / "mosquitto", {pair_a.device_id: pair_b.device_id,
+                                                       pair_b.device_id: pair_a.device_id})
+    (tmp_path / "password").write_text(PASSWORD + "\n")
+    homes = []
+    try:
+        for state_dir, pair, name in ((dir_a, pair_a, "Sam"), (dir_b, pair_b, "Alex")):
+            config = replace(desk_config(state_dir, name=name), broker=BrokerConfig(
+                host="localhost", port=broker.port, tls=True, ca_file=str(broker.ca_file),
+                username=pair.device_id, password_file=str(tmp_path / "password")))
+            home = Home(state_dir, name, broker)
+            home.running = Running(Runtime(config, pin_factory=home.factory)).__enter__()
+            homes.append(home)
+        a, b = homes
+        a.connected()
+        b.connected()
+        for _ in range(5):
+            a.press(THANKS)
+        _wait_received(b, 5, timeout=20)
+        _wait_outbox_empty(a, timeout=20)
+        assert b.state.outputs.light is LightMode.PULSE  # B's LED breathes
+    finally:
+        for home in homes:
+            home.close()
+        broker.stop()
