@@ -98,7 +98,7 @@ def test_the_connection_is_opened_off_the_loop_then_served_by_it(tmp_path):
     assert client.called("reconnect") and woken == [True]
     assert link.socket() is client.sock and not link.wants_write()
     assert link.deadline() is not None  # the keepalive check
-    link.handle_io(readable=True, writable=False)
+    link.handle_io(readable=True)
     assert client.called("loop_read")
     client.sock.close()
 
@@ -169,7 +169,8 @@ def test_messages_become_events_or_counted_rejections(tmp_path):
     sealed = protocol.seal(message, key=PAIR.key, topic=link.partner.events)
     for topic, payload in [(link.partner.events, sealed), (link.partner.events, b"{}"),
                            (link.partner.presence, b"online"), ("elsewhere", b"x")]:
-        link._on_message(client, None, SimpleNamespace(topic=topic, payload=payload))
+        link._on_message(client, None, SimpleNamespace(topic=topic, payload=payload, qos=0,
+                                                       mid=0))
     assert posted == [(ev.Delivery, {"message": message}),
                       (ev.Rejected, {"reason": "bad_envelope"}),
                       (ev.PartnerPresence, {"online": True}),

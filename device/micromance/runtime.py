@@ -76,11 +76,9 @@ class Wakeup:
             os.write(self._write, b"\0")
 
     def clear(self) -> None:
-        try:
+        with suppress(OSError):  # BlockingIOError: empty now
             while os.read(self._read, 4096):
                 pass
-        except (BlockingIOError, OSError):
-            pass
 
     def close(self) -> None:
         for fd in (self._read, self._write):
@@ -329,8 +327,7 @@ class Runtime:
             else:
                 socket_ready = mask
         if socket_ready and link is not None:
-            link.handle_io(bool(socket_ready & selectors.EVENT_READ),
-                           bool(socket_ready & selectors.EVENT_WRITE))
+            link.handle_io(readable=bool(socket_ready & selectors.EVENT_READ))
 
     def _watch_link(self, link: Any) -> None:
         """Keep the selector on the link's current socket (it changes on every reconnect)."""

@@ -233,9 +233,7 @@ class MqttLink:
             return
         for mid, qos in unacked:
             self._client.ack(mid, qos)
-        if self._client.want_write():
-            self._client.loop_write()
-        self._check_closed()
+        self._write_pending()
 
     def deadline(self) -> float | None:
         """When ``handle_timers`` has work: a keepalive check or the next connection attempt."""
@@ -245,17 +243,16 @@ class MqttLink:
                  if t is not None]
         return min(times, default=None)
 
-    def handle_io(self, readable: bool, writable: bool) -> None:
-        """The socket is ready: read (callbacks run here, on the loop), then write."""
+    def handle_io(self, readable: bool) -> None:
+        """The socket is ready: read if it is readable (callbacks run here, on the loop), then
+        send whatever paho still holds (the answer to a writable socket, too)."""
         if readable and self._open:
             self._client.loop_read()
             sock = self._client.socket()
             while sock is not None and getattr(sock, "pending", lambda: 0)() > 0:
                 self._client.loop_read()  # TLS may hold decrypted bytes select cannot see
                 sock = self._client.socket()
-        if self._open and (writable or self._client.want_write()):
-            self._client.loop_write()
-        self._check_closed()
+        self._write_pending()
 
     def handle_timers(self) -> None:
         now = time.monotonic()
@@ -263,11 +260,16 @@ class MqttLink:
         if self._open and self._misc_at is not None and now >= self._misc_at:
             self._misc_at = now + self._misc_every
             self._client.loop_misc()  # PINGREQ when due; a lost PINGRESP closes the socket
-            if self._client.want_write():
-                self._client.loop_write()
-            self._check_closed()
+            self._write_pending()
         if self._connect_at is not None and now >= self._connect_at:
             self._begin_attempt()
+
+    def _write_pending(self) -> None:
+        """Send what paho queued without writing it (from inside a callback, or a full
+        socket buffer), then notice if that, or what came before, closed the socket."""
+        if self._open and self._client.want_write():
+            self._client.loop_write()
+        self._check_closed()
 
     # --- connecting (off the loop) --------------------------------------------------------
 
@@ -372,7 +374,7 @@ class MqttLink:
         self._post(ev.LinkChanged, link=ev.LinkState.CONNECTING)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        if getattr(message, "qos", 0):
+        if message.qos:
             self._unacked.append((message.mid, message.qos))
         topic, payload = message.topic, message.payload
         if topic == self.partner.presence:
