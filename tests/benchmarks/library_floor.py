@@ -1,7 +1,8 @@
 """The memory floor: the unit's libraries, loaded and used once, with none of micromance.
 
 ``python -m tests.benchmarks.library_floor`` does the least a unit must do with each library
-it depends on, then prints its own /proc/self/status memory lines as one JSON object:
+it depends on, prints ``ready`` and waits for its stdin to close, so that the memory benchmark
+reads its /proc status exactly as it reads the unit's:
 
 - gpiozero: a PWMLED and two DigitalInputDevices on mock pins (PWM), the LED lit;
 - Pillow and luma.core: text drawn with Pillow's default font on a 128x64 mode "1" image,
@@ -19,15 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
-
-
-def _memory() -> dict[str, float]:
-    wanted = ("VmRSS", "RssAnon", "RssFile", "VmHWM")
-    lines = Path("/proc/self/status").read_text().splitlines()
-    return {name: round(int(line.split()[1]) / 1024, 2)
-            for line in lines for name in wanted if line.startswith(name + ":")}
 
 
 def use_the_libraries(state_dir: Path) -> None:
@@ -99,7 +94,8 @@ def use_the_libraries(state_dir: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mm-bench-floor-") as tmp:
         use_the_libraries(Path(tmp))
-        print(json.dumps(_memory()))
+        print("ready", flush=True)
+        sys.stdin.read()  # measured now; the benchmark closes stdin when it is done
 
 
 if __name__ == "__main__":

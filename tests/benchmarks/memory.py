@@ -13,7 +13,6 @@ and nothing of micromance (library_floor.py). The unit's RSS above the floor is 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 import time
@@ -46,10 +45,18 @@ def _memory(pid: int) -> dict[str, float]:
 
 
 def library_floor() -> dict[str, float]:
-    """VmRSS and friends of ``python -m tests.benchmarks.library_floor`` (same environment)."""
-    done = subprocess.run([PYTHON, "-m", "tests.benchmarks.library_floor"], cwd=ROOT,
-                          env=unit_env(), capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    """``_memory`` of ``python -m tests.benchmarks.library_floor`` (the units' environment)."""
+    with subprocess.Popen([PYTHON, "-m", "tests.benchmarks.library_floor"], cwd=ROOT,
+                          env=unit_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True) as floor:
+        assert floor.stdin is not None and floor.stdout is not None
+        if floor.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"library_floor exited with {floor.wait()} before it was ready")
+        memory = _memory(floor.pid)
+        floor.stdin.close()
+    if floor.returncode:
+        raise RuntimeError(f"library_floor exited with {floor.returncode}")
+    return memory
 
 
 def measure(quick: bool) -> dict[str, Any]:
