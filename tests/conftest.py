@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +46,19 @@ _NOT_CI_VALUES = frozenset({"", "0", "false", "no", "off"})
 def running_in_ci() -> bool:
     """True when the CI variable is set (CI=true, CI=1...); CI=false or empty does not count."""
     return os.environ.get("CI", "").strip().lower() not in _NOT_CI_VALUES
+
+
+def require_tool(name: str, reason: str) -> str:
+    """Path of a command some tests run; if it is missing, fail in CI and skip elsewhere.
+
+    ``reason`` says what is missing and where it comes from (install.sh --dev installs them).
+    """
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    if running_in_ci():
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def require_mosquitto() -> str:

@@ -9,16 +9,13 @@ import contextlib
 import datetime
 import ipaddress
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from micromance.link import broker as broker_adapter
-from tests.conftest import require_mosquitto, running_in_ci
+from tests.conftest import require_mosquitto, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "firmware_config" / "mosquitto"
@@ -76,16 +73,6 @@ def write_certificates(directory: Path, names: tuple[str, ...] = ("localhost",))
     return directory / "ca.pem"
 
 
-def require_mosquitto_passwd() -> str:
-    path = shutil.which("mosquitto_passwd")
-    if path is not None:
-        return path
-    reason = "mosquitto_passwd is missing (Debian package mosquitto)"
-    if running_in_ci():
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
 def example_config(directory: Path, port: int) -> str:
     """The shipped example with its paths moved into ``directory`` and a loopback port."""
     text = (EXAMPLE / "micromance.conf").read_text()
@@ -108,7 +95,8 @@ def start_selfhosted(directory: Path, users: dict[str, str], acl_extra: str = ""
                      names: tuple[str, ...] = ("localhost",)) -> SelfHostedBroker:
     """mosquitto with the example config; ``users`` maps device ids to their partner's ids."""
     executable = require_mosquitto()
-    passwd = require_mosquitto_passwd()
+    passwd = require_tool("mosquitto_passwd",
+                          "mosquitto_passwd is missing (Debian package mosquitto)")
     directory.mkdir(parents=True, exist_ok=True)
     ca_file = write_certificates(directory, names)
     for index, user in enumerate(users):

@@ -4,7 +4,6 @@ example mosquitto configuration run by a real mosquitto."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from micromance.config import PinsConfig
-from tests.conftest import running_in_ci
+from tests.conftest import require_tool
 from tests.selfhosted import PASSWORD, start_selfhosted
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,11 +51,8 @@ def backups(config: Path) -> list[Path]:
 
 
 def test_boot_config_script_passes_shellcheck():
-    if shutil.which("shellcheck") is None:
-        if running_in_ci():
-            pytest.fail("shellcheck is missing in CI: install.sh --dev should install it")
-        pytest.skip("shellcheck not installed (install.sh --dev installs it)")
-    result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True)
+    shellcheck = require_tool("shellcheck", "shellcheck is missing: install.sh --dev installs it")
+    result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 

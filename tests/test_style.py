@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,10 +18,7 @@ def test_ruff_is_clean():
 
 
 def test_shell_scripts_pass_shellcheck():
-    if shutil.which("shellcheck") is None:
-        if os.environ.get("CI"):
-            pytest.fail("shellcheck is missing in CI: install.sh --dev should install it")
-        pytest.skip("shellcheck not installed (install.sh --dev installs it)")
+    shellcheck = require_tool("shellcheck", "shellcheck is missing: install.sh --dev installs it")
     scripts = [ROOT / "install.sh", ROOT / ".ci" / "run", *ROOT.glob("firmware_config/*.sh")]
-    result = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True)
+    result = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

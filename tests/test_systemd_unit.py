@@ -10,10 +10,8 @@ import subprocess
 import threading
 from pathlib import Path
 
-import pytest
-
 from micromance.health import ThreadWatch
-from tests.conftest import running_in_ci
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "micromance.service"
@@ -22,14 +20,8 @@ EXEC_START = "/opt/micromance/venv/bin/micromance run --config /etc/micromance/c
 
 
 def require_systemd_analyze() -> str:
-    """systemd-analyze, failing in CI (install.sh --dev installs it) and skipping elsewhere."""
-    path = shutil.which("systemd-analyze")
-    if path is not None:
-        return path
-    reason = "systemd-analyze is missing (Debian package systemd; install.sh --dev installs it)"
-    if running_in_ci():
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+    return require_tool("systemd-analyze", "systemd-analyze is missing (Debian package "
+                        "systemd; install.sh --dev installs it)")
 
 
 def settings(section: str) -> dict[str, list[str]]:
