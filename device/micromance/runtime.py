@@ -533,15 +533,16 @@ class Runtime:
         self.status_written.set()
 
     def _show(self, frame: Any) -> None:
-        from micromance.screens.render import render_once
+        from PIL import Image
+
+        from micromance.screens.render import render_packed
 
         width, height = self.display.size
-        image = render_once(frame, width, height)
-        raw = image.tobytes()
+        raw = render_packed(frame, width, height)
         if raw == self._last_image:
             return  # same pixels (e.g. a page turn of a one-page prompt): spare the panel
         self._last_image = raw
-        self.display.show(image)
+        self.display.show(Image.frombytes("1", (max(1, width), max(1, height)), raw))
 
     def _leave_screenshot(self) -> None:
         """With the dummy display, keep the last frame as a PNG in the state directory."""

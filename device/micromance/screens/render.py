@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 #: Below this many pixels of content box nothing useful fits; the frame stays dark.
 MIN_CONTENT = 8
-#: Frames ``render_once`` remembers (about 1 KiB each on a 128x64 panel).
+#: Frames ``render_packed`` remembers (about 1 KiB each on a 128x64 panel).
 RECENT_FRAMES = 32
 
 _SCREENS: dict[type, Callable[[Canvas, Any], None]] = {
@@ -69,20 +69,12 @@ def render(frame: Frame, width: int, height: int) -> Image:
     return image
 
 
-def render_once(frame: Frame, width: int, height: int) -> Image:
-    """``render``, remembered: a unit shows the same frames again and again (Sent, Seen, the
-    heart's six steps, a prompt's pages), and a Pi Zero then draws each only once.
-
-    Kept packed (a 128x64 frame is 1 KiB of bytes, a 10 KiB Image); each call gets its own
-    Image.
-    """
-    from PIL import Image
-
-    return Image.frombytes("1", (max(1, width), max(1, height)), _packed(frame, width, height))
-
-
 @functools.lru_cache(maxsize=RECENT_FRAMES)
-def _packed(frame: Frame, width: int, height: int) -> bytes:
+def render_packed(frame: Frame, width: int, height: int) -> bytes:
+    """``render`` as packed mode "1" bytes (``Image.tobytes``), remembered: a unit shows the
+    same frames again and again (Sent, Seen, the heart's six steps, a prompt's pages), and a
+    Pi Zero then draws each only once. Packed, a 128x64 frame is 1 KiB; as an Image, 10 KiB.
+    """
     return render(frame, width, height).tobytes()
 
 
