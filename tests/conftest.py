@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from micromance.link import broker as broker_adapter
+from micromance.simulator import private_broker as broker_adapter
 
 ZONE = ZoneInfo("Europe/Paris")
 

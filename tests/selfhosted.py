@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from micromance.link import broker as broker_adapter
+from micromance.simulator import private_broker as broker_adapter
 from tests.conftest import require_mosquitto, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,8 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from micromance.errors import EX_UNAVAILABLE, LinkError
-from micromance.link import broker as broker_adapter
-from micromance.link.broker import PrivateBroker, find_mosquitto
+from micromance.simulator import private_broker as broker_adapter
+from micromance.simulator.private_broker import PrivateBroker, find_mosquitto
 from tests import conftest
 
 WAIT = 5.0  # seconds; only ever reached when something is broken

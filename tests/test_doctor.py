@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 
 from micromance import config as config_module
-from micromance import doctor
+from micromance import doctor, protocol
 from micromance.doctor import Outcome, Probes, SessionReport
-from micromance.link import protocol
-from micromance.link.pair import load_pair, pair_locally
-from micromance.link.protocol import Topics
+from micromance.link.pair_file import load_pair, pair_locally
+from micromance.protocol import Topics
 from tests.selfhosted import PASSWORD, start_selfhosted
 
 

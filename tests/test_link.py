@@ -18,7 +18,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from micromance.core import commands as cmd
 from micromance.core.commands import LightMode
-from micromance.link.pair import pair_locally
+from micromance.link.pair_file import pair_locally
 from micromance.runtime import Runtime
 from micromance.screens import views as v
 from tests.units import Running, desk_config, press
@@ -185,8 +185,8 @@ def test_receiver_killed_and_restarted_counts_everything_once(homes):
 def test_forged_and_replayed_messages_are_dropped_and_counted(homes, broker):
     import paho.mqtt.client as mqtt
 
-    from micromance.link import protocol
-    from micromance.link.pair import load_pair
+    from micromance import protocol
+    from micromance.link.pair_file import load_pair
 
     a, b = homes
     b.start().connected()

@@ -156,7 +156,7 @@ def test_both_held_five_seconds_enters_pairing_and_next_cancels(unit):
 
 
 def test_pairing_through_the_core_shows_the_code_and_pairs_after_thanks(clock):
-    from micromance.link import pairing
+    from micromance.protocol import pairing
 
     unit = Unit(clock, device_id="5555555555555555")
     unit.gesture(Gesture.BOTH_HOLD)
@@ -391,7 +391,7 @@ def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
 
 # --- the link, as the core sees it ------------------------------------------------------------
 
-from micromance.link.protocol import Message  # noqa: E402
+from micromance.protocol import Message  # noqa: E402
 
 PARTNER = "0123456789abcdef"
 

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from micromance import protocol
 from micromance.config import BrokerConfig
 from micromance.core import events as ev
 from micromance.errors import LinkError
-from micromance.link import protocol
 from micromance.link.mqtt import SESSION_EXPIRY_SECONDS, Backoff, MqttLink
-from micromance.link.pair import Pair
+from micromance.link.pair_file import Pair
 
 PAIR = Pair(pair_id="00112233445566778899aabbccddeeff", key=bytes(range(32)),
             device_id="0123456789abcdef", partner_id="fedcba9876543210")

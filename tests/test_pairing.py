@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from micromance.link import pairing
-from micromance.link.pairing import Phase
+from micromance.protocol import pairing
+from micromance.protocol.pairing import Phase
 
 A_ID, B_ID, C_ID = "1111111111111111", "5555555555555555", "9999999999999999"
 

@@ -8,8 +8,8 @@ import threading
 from micromance.core import commands as cmd
 from micromance.core.commands import LightMode
 from micromance.core.events import Gesture
-from micromance.link.pair import load_pair
-from micromance.link.shell_pairing import forget_from_shell, pair_from_shell
+from micromance.link.pair_cli import forget_from_shell, pair_from_shell
+from micromance.link.pair_file import load_pair
 from micromance.screens import views as v
 from tests.test_link import THANKS, Home
 from tests.units import desk_config
@@ -123,7 +123,7 @@ def test_rooms_keep_couples_apart(tmp_path, broker):
     one = desk_config(tmp_path / "one", broker_port=broker.port)
     two = desk_config(tmp_path / "two", broker_port=broker.port)
     outs, results = [io.StringIO(), io.StringIO()], []
-    from micromance.link import pairing
+    from micromance.protocol import pairing
 
     pairing_timeout = pairing.SEARCH_SECONDS
     pairing.SEARCH_SECONDS = 3.0
@@ -142,7 +142,7 @@ def test_rooms_keep_couples_apart(tmp_path, broker):
 
 
 def test_a_third_unit_arriving_late_cannot_take_over(tmp_path, broker):
-    from micromance.link import pairing
+    from micromance.protocol import pairing
 
     a, b = Home(tmp_path / "a", "Sam", broker), Home(tmp_path / "b", "Alex", broker)
     third = desk_config(tmp_path / "c", name="Kim", broker_port=broker.port)
@@ -174,7 +174,7 @@ def test_a_third_unit_arriving_late_cannot_take_over(tmp_path, broker):
 
 
 def test_repairing_starts_fresh_counters_and_drops_the_old_outbox(tmp_path, broker, caplog):
-    from micromance.link.pair import pair_locally
+    from micromance.link.pair_file import pair_locally
     from micromance.status import collect_status
     from micromance.store import Store
 

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from micromance import protocol as proto
 from micromance.errors import LinkError
-from micromance.link import protocol as proto
-from micromance.link.protocol import (
+from micromance.protocol import (
     MAX_PAYLOAD_BYTES,
     MAX_SEQ,
     MAX_SEQS,

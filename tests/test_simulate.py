@@ -38,7 +38,7 @@ def test_scripted_thanks_reaches_the_other_unit(tmp_path):
 
 
 def test_missing_mosquitto_says_how_to_install_it(tmp_path, monkeypatch, capsys):
-    from micromance.link import broker
+    from micromance.simulator import private_broker as broker
 
     monkeypatch.setattr(broker, "find_mosquitto", lambda: None)
     code = cli.main(["simulate", "--state", str(tmp_path / "sim")])

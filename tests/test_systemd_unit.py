@@ -163,7 +163,7 @@ def test_a_real_link_leaves_no_thread_behind_its_connection_attempt(tmp_path, br
     """The watchdog rule needs no network thread: the loop itself serves the link."""
     from micromance.config import BrokerConfig
     from micromance.link.mqtt import MqttLink
-    from micromance.link.pair import pair_locally
+    from micromance.link.pair_file import pair_locally
 
     pair, _ = pair_locally(tmp_path / "a", tmp_path / "b")
     link = MqttLink(BrokerConfig(host=broker.host, port=broker.port, tls=False), pair,

@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import logging
 
-    from micromance.simulate import run_simulation
+    from micromance.simulator.terminal import run_simulation
 
     config = _load(args)
     state = Path(args.state)
@@ -122,8 +122,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _pair(args: argparse.Namespace) -> int:
-    from micromance.link.pair import pair_locally
-    from micromance.link.shell_pairing import forget_from_shell, pair_from_shell
+    from micromance.link.pair_cli import forget_from_shell, pair_from_shell
+    from micromance.link.pair_file import pair_locally
 
     if args.local:
         pair_a, _ = pair_locally(Path(args.local[0]), Path(args.local[1]))

@@ -462,7 +462,7 @@ def _refusal(ctx: Context, broker: BrokerConfig, where: str, refused: BrokerRefu
 
 def _session_plan(ctx: Context) -> SessionPlan:
     """Ping on a topic of our own that the partner never reads; watch the partner's retained."""
-    from micromance.link.protocol import TOPIC_ROOT, Topics
+    from micromance.protocol import TOPIC_ROOT, Topics
 
     nonce = secrets.token_hex(4)
     pair = _pair_or_none(ctx)
@@ -496,7 +496,7 @@ def check_pairing(ctx: Context) -> Result:
 
 
 def _partner_seen(ctx: Context, pair: Any) -> Result:
-    from micromance.link.protocol import Topics
+    from micromance.protocol import Topics
 
     paired = f"paired (pair {pair.pair_id[:8]}, partner {pair.partner_id})"
     partner = Topics(pair.pair_id, pair.partner_id)
@@ -521,7 +521,7 @@ def _last_seen(pair: Any, topic: str, payload: bytes | None) -> str | None:
     """The time in the partner's retained summary: when it last said anything."""
     if not payload:
         return None
-    from micromance.link import protocol
+    from micromance import protocol
 
     try:
         message = protocol.open_sealed(payload, key=pair.key, topic=topic,
@@ -632,7 +632,7 @@ def _config(ctx: Context) -> Config:
 
 
 def _load_pair(config: Config) -> Any:
-    from micromance.link.pair import load_pair
+    from micromance.link.pair_file import load_pair
 
     return load_pair(config.state_dir)
 

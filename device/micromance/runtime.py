@@ -35,9 +35,9 @@ from micromance.core.machine import Settings, State, initial_state, next_deadlin
 from micromance.core.prompts import load_library
 from micromance.core.quiet import QuietHours
 from micromance.health import ThreadWatch
-from micromance.link.pair import Pair
-from micromance.link.pairing import ENTROPY_BYTES
-from micromance.link.partner import Partner
+from micromance.link.courier import Courier
+from micromance.link.pair_file import Pair
+from micromance.protocol.pairing import ENTROPY_BYTES
 from micromance.service import Notifier
 from micromance.status import live_status_path
 from micromance.store import Store
@@ -130,7 +130,7 @@ class Runtime:
         self.display: Any = None
         self.panel: Any = None
         self.store: Store | None = None
-        self.partner: Partner | None = None
+        self.partner: Courier | None = None
         self.rendezvous: Any = None
         self._after_commit: list[Callable[[], None]] = []
         self.timers: CalendarTimers | None = None
@@ -235,7 +235,7 @@ class Runtime:
         self.device_id = self.store.device_id()
         self.settings = replace(self.settings, shuffle_seed=int(self.device_id[:8], 16),
                                 device_id=self.device_id)
-        partner = self.partner = Partner(self.config, self.store, self.device_id, self.post,
+        partner = self.partner = Courier(self.config, self.store, self.device_id, self.post,
                                          self._wake, self._later, self._client_factory)
         bag_json, prompt_id, draws = self.store.load_rotation()
         stamp = self._stamp()

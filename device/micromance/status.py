@@ -9,7 +9,7 @@ from typing import Any
 
 from micromance import __version__
 from micromance.config import Config
-from micromance.link.pair import load_pair
+from micromance.link.pair_file import load_pair
 from micromance.store import Store
 
 STATUS_FILE = "status.json"

@@ -129,7 +129,7 @@ def machine() -> dict[str, Any]:
             if line.startswith(("model name", "Model")):
                 model = line.split(":", 1)[1].strip()
                 break
-    from micromance.link.broker import find_mosquitto
+    from micromance.simulator.private_broker import find_mosquitto
 
     mosquitto = find_mosquitto()
     version = ""
@@ -403,7 +403,7 @@ class UnitProcess:
 @contextlib.contextmanager
 def paired_dirs(base: Path) -> Iterator[tuple[Path, Path]]:
     """Two state directories paired with each other (pair.json written to both)."""
-    from micromance.link.pair import pair_locally
+    from micromance.link.pair_file import pair_locally
 
     a, b = base / "a", base / "b"
     pair_locally(a, b)
@@ -412,7 +412,7 @@ def paired_dirs(base: Path) -> Iterator[tuple[Path, Path]]:
 
 @contextlib.contextmanager
 def private_broker(base: Path) -> Iterator[Any]:
-    from micromance.link.broker import PrivateBroker
+    from micromance.simulator.private_broker import PrivateBroker
 
     with PrivateBroker(directory=base / "broker") as broker:
         yield broker

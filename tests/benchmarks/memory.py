@@ -60,7 +60,7 @@ def library_floor() -> dict[str, float]:
 
 
 def measure(quick: bool) -> dict[str, Any]:
-    from micromance.link.pair import load_pair
+    from micromance.link.pair_file import load_pair
 
     events = 200 if quick else 10_000
     settle = 1.0 if quick else 3.0

@@ -19,7 +19,7 @@ class RawPartner:
     """Plays the partner of ``pair`` (the unit's own Pair): sends thanks, counts acks."""
 
     def __init__(self, pair: Any, port: int, name: str = "Alex") -> None:
-        from micromance.link.protocol import Topics
+        from micromance.protocol import Topics
 
         self.pair = pair
         self.name = name
@@ -35,7 +35,7 @@ class RawPartner:
         self.client.publish(self.mine.presence, b"online", qos=1, retain=True)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        from micromance.link.protocol import ProtocolError, open_sealed
+        from micromance.protocol import ProtocolError, open_sealed
 
         try:
             opened = open_sealed(message.payload, key=self.pair.key, topic=message.topic,
@@ -54,7 +54,7 @@ class RawPartner:
 
         Returns the seconds it took until the last one was acknowledged.
         """
-        from micromance.link.protocol import Message, format_time, seal
+        from micromance.protocol import Message, format_time, seal
 
         started = time.monotonic()
         now = format_time(datetime.now().astimezone())

@@ -140,7 +140,7 @@ def _worker(index: int, port: int, pairs: list[int], plan: list[list[Any]]) -> d
     import threading
     from datetime import datetime
 
-    from micromance.link.protocol import (
+    from micromance.protocol import (
         Message,
         ProtocolError,
         Topics,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from micromance.core.counters import Counters
-from micromance.link.pairing import PairResult
+from micromance.protocol.pairing import PairResult
 from micromance.screens.views import Frame
 
 

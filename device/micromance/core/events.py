@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from micromance.link.protocol import Message
+from micromance.protocol import Message
 
 
 class Button(Enum):

@@ -24,9 +24,8 @@ from micromance.core.counters import Counters
 from micromance.core.events import Gesture, LinkState
 from micromance.core.prompts import Prompt, ShuffleBag
 from micromance.core.quiet import QuietHours
-from micromance.link import pairing
-from micromance.link.pairing import Phase as PairPhase
-from micromance.link.protocol import Message, ReplayWindow
+from micromance.protocol import Message, ReplayWindow, pairing
+from micromance.protocol.pairing import Phase as PairPhase
 from micromance.screens import views as v
 
 SENT_SECONDS = 4.0          # how long "Sent ♥" / "Seen ✓" stays up

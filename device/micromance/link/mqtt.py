@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from micromance import protocol
 from micromance.config import BrokerConfig
 from micromance.core import events as ev
 from micromance.errors import LinkError
-from micromance.link import protocol
-from micromance.link.pair import Pair
-from micromance.link.protocol import Message, ProtocolError, Topics
+from micromance.link.pair_file import Pair
+from micromance.protocol import Message, ProtocolError, Topics
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,12 @@
 """The pairing rendezvous: one MQTT topic per room where units looking for a partner meet.
 
 An adapter only: it relays payloads between the room topic and the runtime's queue. What the
-payloads mean (and whether to trust them: nobody should) is decided by ``link.pairing``.
+payloads mean (and whether to trust them: nobody should) is decided by ``protocol.pairing``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from micromance.link.mqtt import new_client, set_nodelay
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOM = "lobby"
+#: How long ``stop`` waits for the last payload to reach the broker.
+STOP_TIMEOUT = 2.0
 
 
 def room_topic(room: str) -> str:
@@ -39,6 +42,7 @@ class Rendezvous:
         self._client.on_connect = self._on_connect
         self._client.on_message = lambda _client, _userdata, message: self._on_payload(
             bytes(message.payload))
+        self._last_publish: Any = None
 
     def start(self) -> None:
         log.info("pairing: looking for the other unit in %s", self.topic)
@@ -48,9 +52,18 @@ class Rendezvous:
 
     def publish(self, payload: bytes) -> None:
         # While still connecting paho keeps it in memory; the protocol resends anyway.
-        self._client.publish(self.topic, payload, qos=1)
+        self._last_publish = self._client.publish(self.topic, payload, qos=1)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Disconnect once the last payload (often a ``cancel``) reached the broker.
+
+        paho's network thread writes what is queued; stopping it at once could drop the
+        last message and leave the other unit waiting minutes for an answer.
+        """
+        last = self._last_publish
+        if last is not None and self._client.is_connected():
+            with contextlib.suppress(RuntimeError, ValueError):  # lost meanwhile: no wait
+                last.wait_for_publish(timeout)
         self._client.disconnect()
         self._client.loop_stop()
 

@@ -1,6 +1,6 @@
 """``micromance pair`` from a shell: the button flow for people set up over SSH.
 
-The same protocol as the device (``link.pairing``), driven by a small loop here: payloads
+The same protocol as the device (``protocol.pairing``), driven by a small loop here: payloads
 from the rendezvous and the person's y/n answer arrive on one queue; time comes from the
 monotonic clock. It prints the code, asks whether it matches the other unit's, and keeps the
 pair only when both sides confirmed.
@@ -18,9 +18,9 @@ from typing import Any, TextIO
 
 from micromance.config import Config
 from micromance.errors import LinkError
-from micromance.link import pairing
-from micromance.link.pair import Pair, forget_pair, load_pair, save_pair
-from micromance.link.pairing import Phase
+from micromance.link.pair_file import Pair, forget_pair, load_pair, save_pair
+from micromance.protocol import pairing
+from micromance.protocol.pairing import Phase
 from micromance.store import Store
 
 LINGER_SECONDS = 2.0   # after success, stay a moment to answer a late confirmation
@@ -157,7 +157,7 @@ def forget_from_shell(config: Config, *, out: TextIO,
 
 def _tell_partner(config: Config, pair: Pair, client_factory: Callable[..., Any] | None,
                   timeout: float) -> bool:
-    from micromance.link import protocol
+    from micromance import protocol
     from micromance.link.mqtt import new_client
 
     store = Store.open(config.state_dir)

@@ -97,7 +97,7 @@ def pair_locally(dir_a: Path, dir_b: Path) -> tuple[Pair, Pair]:
     Over the broker, units pair with a 6-digit comparison instead; here both secrets are
     written directly, so nothing crosses a network.
     """
-    from micromance.link.protocol import new_key, new_pair_id
+    from micromance.protocol import new_key, new_pair_id
     from micromance.store import Store
 
     ids = []

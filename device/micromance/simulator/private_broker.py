@@ -243,7 +243,7 @@ class PrivateBroker:
             raise LinkError(f"unusable broker directory (newline in the path): {location!r}")
         log_types = ["all"] if self._verbose else ["error", "warning", "notice", "information"]
         lines = [
-            "# written by micromance.link.broker; rewritten on every start",
+            "# written by micromance.simulator.private_broker; rewritten on every start",
             f"listener {self.port} {LOOPBACK}",
             "allow_anonymous true",
             "set_tcp_nodelay true",

@@ -68,8 +68,8 @@ class Simulation:
     def running(self) -> Iterator[Simulation]:
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-        from micromance.link.broker import PrivateBroker
-        from micromance.link.pair import load_pair, pair_locally
+        from micromance.link.pair_file import load_pair, pair_locally
+        from micromance.simulator.private_broker import PrivateBroker
 
         with ExitStack() as stack:
             broker = stack.enter_context(PrivateBroker(directory=self.state_root / "broker"))

@@ -16,8 +16,8 @@ from typing import Any
 from micromance.config import Config
 from micromance.core import events as ev
 from micromance.core.counters import Counters
-from micromance.link.pair import Pair, forget_pair, load_pair, save_pair
-from micromance.link.protocol import Message, ReplayWindow
+from micromance.link.pair_file import Pair, forget_pair, load_pair, save_pair
+from micromance.protocol import Message, ReplayWindow
 from micromance.store import Store
 
 log = logging.getLogger("micromance")
@@ -26,7 +26,7 @@ log = logging.getLogger("micromance")
 Later = Callable[[Callable[[], None]], None]
 
 
-class Partner:
+class Courier:
     """This unit's pair (if any) and its live connection to the partner."""
 
     def __init__(self, config: Config, store: Store, device_id: str, post: Callable[..., None],
