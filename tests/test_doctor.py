@@ -21,6 +21,7 @@ from micromance import doctor, protocol
 from micromance.doctor import Outcome, Probes, SessionReport
 from micromance.link.pair_file import load_pair, pair_locally
 from micromance.protocol import Topics
+from micromance.status import read_live_facts
 from tests.selfhosted import PASSWORD, start_selfhosted
 
 
@@ -481,6 +482,40 @@ def test_acl_that_forbids_the_units_topics(tmp_path, selfhosted):
     assert "ACL" in results["broker"].fix
 
 
+def test_a_ca_file_under_home_works_for_the_daemon_as_for_doctor(tmp_path, selfhosted,
+                                                                monkeypatch):
+    """broker.ca_file = "~/...": doctor expanded it but paho's tls_set took it literally, so
+    doctor passed while the service could not connect. Both build the connection alike now."""
+    import threading
+
+    from micromance.link.client import new_client
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ca_file = f"~/{selfhosted.ca_file.relative_to(tmp_path)}"
+    path = write_config(
+        tmp_path / "a.toml", tmp_path / "a",
+        f'host = "localhost"\nport = {selfhosted.port}\ntls = true\nca_file = "{ca_file}"\n'
+        f'username = "{selfhosted.username}"\npassword_file = "~/password"')
+    _, results, out = diagnose(path, real_network())
+    assert results["broker"].outcome is Outcome.PASS, out
+
+    broker = config_module.load_config(path).broker
+    assert broker.ca_file == ca_file
+    answered = threading.Event()
+    reasons = []
+    client = new_client(broker, "micromance-home-ca")  # the daemon's (MqttLink's) client
+    client.on_connect = lambda c, userdata, flags, reason, properties=None: (
+        reasons.append(reason), answered.set())
+    client.connect(broker.host, broker.port, keepalive=30)
+    client.loop_start()
+    try:
+        assert answered.wait(10), "no CONNACK over TLS"
+        assert not reasons[0].is_failure, reasons[0]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def test_unreadable_password_file(tmp_path, selfhosted):
     (tmp_path / "password").unlink()
     _, results, _ = diagnose(selfhosted_config(tmp_path, selfhosted), real_network())
@@ -507,6 +542,6 @@ def test_live_facts_are_read_from_the_runtime_directory(tmp_path, monkeypatch, u
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path))
     (tmp_path / "status.json").write_text(json.dumps({"pid": os.getpid(), "link": "connected"}))
     config = config_module.load_config(unit)
-    assert doctor._live_facts(config)["link"] == "connected"
+    assert read_live_facts(config)["link"] == "connected"
     (tmp_path / "status.json").write_text(json.dumps({"pid": 2**22 + 12345}))
-    assert doctor._live_facts(config) is None
+    assert read_live_facts(config) is None

@@ -70,7 +70,7 @@ class Home:
         self.running.wait_until(condition, timeout)
 
     def connected(self) -> None:
-        self.wait_for(lambda c: c == cmd.PublishState())
+        self.wait_for(lambda c: isinstance(c, cmd.PublishState))
 
     @property
     def state(self):
@@ -109,7 +109,7 @@ def test_thanks_lights_the_partner_and_seen_comes_back(homes):
 
 
 def _wait_outbox_empty(home: Home, timeout: float = 30.0) -> None:
-    home.wait_until(lambda: home.state.outbox == 0, timeout)
+    home.wait_until(lambda: home.state.partner.outbox == 0, timeout)
 
 
 def _wait_received(home: Home, total: int, timeout: float = 30.0) -> None:
@@ -122,14 +122,14 @@ def test_partner_offline_for_50_presses_gets_each_exactly_once(homes):
     for _ in range(50):
         a.press(THANKS)
     a.wait_for(lambda c: c == cmd.SendThanks(total=50))
-    a.wait_until(lambda: a.state.outbox == 50)
+    a.wait_until(lambda: a.state.partner.outbox == 50)
     b.start()
     _wait_received(b, 50)
     _wait_outbox_empty(a)
     counters = b.state.counters
     assert counters.received_total == 50
     assert b.state.pending == 50  # each press counted once, none twice
-    assert b.state.rejected == sum(
+    assert b.state.partner.rejected == sum(
         1 for c in b.running.seen if isinstance(c, cmd.NoteRejected))
 
 
@@ -157,7 +157,7 @@ def test_units_started_while_the_broker_is_down_connect_when_it_comes_up(homes, 
     for _ in range(3):
         a.press(THANKS)  # counted and kept while nobody can be reached
     a.wait_until(lambda: a.state.counters.sent_total == 3)
-    assert a.runtime.partner.link.socket() is None  # refused: waiting out its backoff
+    assert a.runtime.courier.link.socket() is None  # refused: waiting out its backoff
     broker.restart()
     _wait_received(b, 3, timeout=30)
     _wait_outbox_empty(a, timeout=30)
@@ -212,7 +212,7 @@ def test_forged_and_replayed_messages_are_dropped_and_counted(homes, broker):
         attacker.disconnect()
     state = b.state
     assert state.counters.received_total == 1  # only the genuine one, once
-    assert state.rejected == 5
+    assert state.partner.rejected == 5
     reasons = {c.reason for c in b.running.seen if isinstance(c, cmd.NoteRejected)}
     assert reasons == {"not_json", "undecryptable", "oversized", "replayed"}
     # The replay is refused after a restart too.
@@ -227,7 +227,7 @@ def test_forged_and_replayed_messages_are_dropped_and_counted(homes, broker):
         attacker.loop_stop()
         attacker.disconnect()
     assert b.state.counters.received_total == 1
-    assert b.state.rejected == 1
+    assert b.state.partner.rejected == 1
 
 
 def test_status_reports_the_link(homes, tmp_path):

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from micromance.content.library import load_library
 from micromance.core import commands as cmd
 from micromance.core import events as ev
 from micromance.core.commands import LightMode
@@ -19,7 +20,6 @@ from micromance.core.machine import (
     next_deadline,
     step,
 )
-from micromance.core.prompts import load_library
 from micromance.core.quiet import QuietHours
 from micromance.screens import views as v
 from tests.conftest import ZONE
@@ -35,6 +35,7 @@ class Unit:
         self.settings = Settings(library=LIBRARY, **settings)
         self.state: State = initial_state(self.settings, clock.mono, clock.wall)
         self.log: list[cmd.Command] = []
+        self.partner_seq = 0
         self.send(ev.Tick)
 
     def send(self, factory, **fields) -> list[cmd.Command]:
@@ -45,6 +46,11 @@ class Unit:
 
     def gesture(self, gesture: Gesture) -> list[cmd.Command]:
         return self.send(ev.GestureInput, gesture=gesture)
+
+    def receive(self, kind: str = "thanks", total: int = 0) -> list[cmd.Command]:
+        """A sealed message from the partner, on the real path: the next seq of theirs."""
+        self.partner_seq += 1
+        return self.send(ev.Delivery, message=partner_message(self.partner_seq, kind, total))
 
     def run_for(self, seconds: float) -> list[cmd.Command]:
         """Let time pass the way the runtime does: wake at each deadline with a Tick."""
@@ -90,8 +96,8 @@ def test_thanks_press_records_sends_flashes_and_confirms(unit):
 def test_the_press_blink_is_turned_off_by_the_cores_own_deadline(unit):
     unit.gesture(Gesture.THANKS_PRESS)
     assert unit.state.outputs.light is LightMode.ON
-    assert unit.state.flash_until == pytest.approx(unit.state.at + FLASH_SECONDS)
-    assert next_deadline(unit.state) <= unit.state.flash_until  # the loop wakes for it
+    assert unit.state.screen.flash_until == pytest.approx(unit.state.at + FLASH_SECONDS)
+    assert next_deadline(unit.state) <= unit.state.screen.flash_until  # the loop wakes for it
     out = unit.run_for(FLASH_SECONDS)
     assert of(cmd.SetLight, out) == [cmd.SetLight(LightMode.OFF)]
     assert unit.state.outputs.light is LightMode.OFF
@@ -119,7 +125,7 @@ def test_next_held_two_seconds_marks_done_while_still_held(unit):
     assert next_deadline(unit.state) == pytest.approx(unit.clock.mono + 2.0)
     assert not of(cmd.SendDone, unit.run_for(1.9))
     out = unit.run_for(0.2)
-    assert of(cmd.SendDone, out) == [cmd.SendDone(streak=1)]
+    assert of(cmd.SendDone, out) == [cmd.SendDone(streak=1, sent_total=0)]
     assert unit.view == v.DoneView(streak=1)
     unit.clock.advance(1)
     out = unit.send(ev.ButtonUp, button=Button.NEXT)
@@ -136,7 +142,7 @@ def test_streak_grows_day_by_day_and_breaks_after_a_gap(unit):
     assert unit.state.counters.streak == 2
     unit.clock.advance(3 * 24 * 3600)
     out = unit.gesture(Gesture.NEXT_HOLD)
-    assert of(cmd.SendDone, out) == [cmd.SendDone(streak=1)]
+    assert of(cmd.SendDone, out) == [cmd.SendDone(streak=1, sent_total=0)]
 
 
 def test_both_held_five_seconds_enters_pairing_and_next_cancels(unit):
@@ -182,33 +188,33 @@ def test_pairing_through_the_core_shows_the_code_and_pairs_after_thanks(clock):
     out = unit.send(ev.PairingMessage, payload=peer.my_confirm)
     (saved,) = of(cmd.SavePair, out)
     assert saved.result.key == peer.result.key and saved.result.partner_id == peer.me
-    assert unit.state.paired and unit.state.counters.sent_total == 0
+    assert unit.state.partner.paired and unit.state.counters.sent_total == 0
     assert unit.view == v.PairingView(v.PairingPhase.CONFIRMED)
     assert cmd.StopPairing() in unit.run_for(10)
     assert isinstance(unit.view, v.HomeView)
 
 
 def test_unpair_from_the_partner_forgets_the_pair(unit):
-    unit.state = replace(unit.state, paired=True)
+    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
     out = unit.send(ev.Delivery, message=partner_message(1, "unpair", total=0))
-    assert cmd.ForgetPair() in out and not unit.state.paired
+    assert cmd.ForgetPair() in out and not unit.state.partner.paired
     assert unit.view == v.ProblemView("Unpaired", "Alex unpaired the units")
 
 
 def test_received_thanks_pulses_animates_and_next_acknowledges(unit):
-    unit.send(ev.ThanksReceived, sender="Alex", sender_total=1)
+    unit.receive("thanks", total=1)
     assert unit.state.outputs.light is LightMode.PULSE
     assert unit.view == v.ReceivedView("Alex", frame=0, count=1)
     frames = of(cmd.ShowFrame, unit.run_for(2))
     assert [f.frame.view.frame for f in frames] == list(range(1, v.RECEIVED_FRAMES))
     out = unit.gesture(Gesture.NEXT_PRESS)
-    assert cmd.SendSeen() in out and cmd.SetLight(LightMode.OFF) in out
+    assert cmd.SendSeen(sent_total=0) in out and cmd.SetLight(LightMode.OFF) in out
     assert isinstance(unit.view, v.HomeView)
 
 
 def test_received_light_stops_after_the_timeout(clock):
     unit = Unit(clock, received_timeout=600)
-    unit.send(ev.ThanksReceived, sender="Alex", sender_total=1)
+    unit.receive("thanks", total=1)
     out = unit.run_for(601)
     assert cmd.SetLight(LightMode.OFF) in out
     assert isinstance(unit.view, v.HomeView) and unit.view.pending == 1
@@ -216,13 +222,13 @@ def test_received_light_stops_after_the_timeout(clock):
 
 def test_seen_from_partner_shows_seen(unit):
     unit.gesture(Gesture.THANKS_PRESS)
-    unit.send(ev.SeenReceived)
+    unit.receive("seen", total=0)
     assert unit.view == v.SentView(seen=True)
 
 
 def test_partner_totals_grow_only_whatever_the_order(unit):
     for total in (3, 1, 2, 3, 5, 4):
-        unit.send(ev.ThanksReceived, sender="Alex", sender_total=total)
+        unit.receive("thanks", total=total)
     assert unit.state.counters.received_total == 5
     assert unit.state.pending == 5
     assert unit.state.counters.today_on(unit.clock.wall.date()) == 5
@@ -267,7 +273,7 @@ def test_quiet_hours_dark_screen_no_light_and_kept_for_the_morning(evening):
     unit.run_for(45 * 60)  # 22:45: quiet
     assert unit.view == v.QuietView(pending=0) or unit.state.outputs.panel_on is False
     assert unit.state.outputs.panel_on is False
-    out = unit.send(ev.ThanksReceived, sender="Alex", sender_total=1)
+    out = unit.receive("thanks", total=1)
     assert cmd.SetLight(LightMode.PULSE) not in out
     assert unit.state.outputs.light is LightMode.OFF
     assert unit.view == v.QuietView(pending=1)
@@ -294,13 +300,13 @@ def test_a_press_in_quiet_hours_acts_and_lights_the_screen_for_a_while(evening):
 def test_rotation_ignored_in_quiet_hours_and_taken_in_waking_hours(evening):
     unit = evening
     unit.run_for(3600)
-    prompt = unit.state.prompt
+    prompt = unit.state.rotation.prompt
     unit.send(ev.RotatePrompt)
-    assert unit.state.prompt == prompt
+    assert unit.state.rotation.prompt == prompt
     unit.run_for(9 * 3600)
     unit.send(ev.RotatePrompt)
     unit.run_for(30)  # a calendar change waits for the next half minute
-    assert unit.state.prompt != prompt
+    assert unit.state.rotation.prompt != prompt
 
 
 def test_morning_focus_marks_the_prompt(unit):
@@ -316,20 +322,20 @@ def test_a_rotation_rides_on_the_half_minute_redraw(unit):
     unit.run_for(120)
     unit.clock.advance(17.3)  # the calendar fires at any second
     unit.send(ev.Tick)
-    prompt = unit.state.prompt
+    prompt = unit.state.rotation.prompt
     frames = of(cmd.ShowFrame, unit.send(ev.RotatePrompt))
-    assert frames == [] and unit.state.prompt == prompt
+    assert frames == [] and unit.state.rotation.prompt == prompt
     frames = of(cmd.ShowFrame, unit.run_for(30))
-    assert unit.state.prompt != prompt and len(frames) == 1
+    assert unit.state.rotation.prompt != prompt and len(frames) == 1
 
 
 def test_restart_keeps_counters_and_prompt(unit, clock):
     unit.gesture(Gesture.THANKS_PRESS)
     saved = unit.state
     again = initial_state(replace(unit.settings), clock.mono, clock.wall,
-                          counters=saved.counters, bag_json=saved.bag.to_json(),
-                          prompt_id=saved.prompt.id, draws=saved.draws)
-    assert again.prompt == saved.prompt and again.counters == saved.counters
+                          counters=saved.counters, bag_json=saved.rotation.bag.to_json(),
+                          prompt_id=saved.rotation.prompt.id, draws=saved.rotation.draws)
+    assert again.rotation.prompt == saved.rotation.prompt and again.counters == saved.counters
 
 
 @pytest.mark.parametrize(
@@ -373,13 +379,13 @@ def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
             case ("edge", button, down):
                 unit.send(ev.ButtonDown if down else ev.ButtonUp, button=button)
             case ("received", total):
-                unit.send(ev.ThanksReceived, sender="Alex", sender_total=total)
+                unit.receive("thanks", total=total)
             case ("wait", seconds):
                 unit.run_for(seconds)
             case ("rotate",):
                 unit.send(ev.RotatePrompt)
             case ("seen",):
-                unit.send(ev.SeenReceived)
+                unit.receive("seen", total=0)
         deadline = next_deadline(unit.state)
         assert deadline is None or deadline > unit.state.at  # never a busy loop
         counters = unit.state.counters
@@ -403,10 +409,10 @@ def partner_message(seq: int, kind: str = "thanks", total: int | None = None, **
 
 def test_delivery_is_acked_counted_once_and_replays_refused(unit):
     out = unit.send(ev.Delivery, message=partner_message(1))
-    assert cmd.SendAck((1,)) in out and of(cmd.SaveWindow, out)
+    assert cmd.SendAck((1,), sent_total=0) in out and of(cmd.SaveWindow, out)
     assert unit.state.counters.received_total == 1
     out = unit.send(ev.Delivery, message=partner_message(1))
-    assert cmd.SendAck((1,)) in out  # re-acked: our first ack may have been lost
+    assert cmd.SendAck((1,), sent_total=0) in out  # re-acked: our first ack may have been lost
     assert of(cmd.NoteRejected, out) == [cmd.NoteRejected("replayed", True, 1)]
     assert unit.state.counters.received_total == 1 and unit.state.pending == 1
 
@@ -417,7 +423,7 @@ def test_ack_drains_the_outbox_and_state_only_raises_totals(unit):
     state_message = partner_message(6, "state", total=3, streak=0, last_seq=6)
     unit.send(ev.Delivery, message=state_message)
     unit.send(ev.Delivery, message=state_message)  # retained: comes again on each reconnect
-    assert unit.state.counters.received_total == 3 and unit.state.rejected == 0
+    assert unit.state.counters.received_total == 3 and unit.state.partner.rejected == 0
 
 
 def test_unacknowledged_messages_go_out_again_with_backoff(unit):
@@ -433,7 +439,7 @@ def test_unacknowledged_messages_go_out_again_with_backoff(unit):
     assert max(gaps) <= 900 and gaps[-1] == 900          # ...up to the cap
     assert cmd.Redeliver() in unit.send(ev.LinkChanged, link=ev.LinkState.CONNECTED)
     unit.send(ev.OutboxChanged, size=0)
-    assert unit.state.redeliver_at is None
+    assert unit.state.partner.redeliver_at is None
 
 
 @settings(max_examples=100, deadline=None)
@@ -457,6 +463,6 @@ def test_any_order_and_duplication_of_partner_events_converges(seqs, rng):
     expected_total = max(m.sent_total for m in distinct.values())
     assert unit.state.counters.received_total == expected_total
     assert unit.state.pending == expected_total
-    assert unit.state.rejected == len(messages) - len(distinct)
+    assert unit.state.partner.rejected == len(messages) - len(distinct)
     acked = {c.seqs[0] for c in unit.log if isinstance(c, cmd.SendAck)}
     assert acked == set(distinct)

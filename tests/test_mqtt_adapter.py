@@ -145,15 +145,31 @@ def test_on_connect_subscribes_sets_nodelay_and_says_online(tmp_path):
 
 
 def test_tls_and_password_file_reach_the_client(tmp_path):
+    """One trust for every connection: ``link.client.tls_context``, handed over whole."""
+    import ssl
+
+    from tests.selfhosted import write_certificates
+
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
-    _, client, _ = make_link(tmp_path, tls=True, ca_file="/etc/ssl/ca.pem",
-                             client_cert="/c.pem", client_key="/k.pem",
+    ca_file = write_certificates(tmp_path)
+    _, client, _ = make_link(tmp_path, tls=True, ca_file=str(ca_file),
+                             client_cert=str(tmp_path / "fullchain.pem"),
+                             client_key=str(tmp_path / "privkey.pem"),
                              username="sam", password_file=str(secret))
     assert client.called("username_pw_set") == [(("sam", "s3cret"), {})]
-    (_, tls), = client.called("tls_set")
-    assert (tls["ca_certs"], tls["certfile"], tls["keyfile"]) == ("/etc/ssl/ca.pem", "/c.pem",
-                                                                   "/k.pem")
+    ((context,), _), = client.called("tls_set_context")
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert [dict(part[0] for part in ca["subject"])["commonName"]
+            for ca in context.get_ca_certs()] == ["micromance test CA"]
+    assert not client.called("tls_set")
+
+
+def test_a_missing_tls_file_is_a_clear_link_error(tmp_path):
+    with pytest.raises(LinkError) as caught:
+        make_link(tmp_path, tls=True, ca_file=str(tmp_path / "missing.pem"))
+    assert caught.value.message.startswith("cannot set up TLS for the broker")
+    assert "broker.ca_file" in caught.value.fix
 
 
 def test_unreadable_password_file_is_a_clear_link_error(tmp_path):

@@ -43,8 +43,8 @@ def test_two_units_pair_with_their_buttons_then_exchange_a_thanks(tmp_path, brok
         pair_a, pair_b = load_pair(a.state_dir), load_pair(b.state_dir)
         assert pair_a.key == pair_b.key and pair_a.partner_id == pair_b.device_id
         assert (a.state_dir / "pair.json").stat().st_mode & 0o777 == 0o600
-        a.wait_for(lambda c: c == cmd.PublishState())   # the link switched to the new pair
-        b.wait_for(lambda c: c == cmd.PublishState())
+        a.wait_for(lambda c: isinstance(c, cmd.PublishState))   # the link switched to the new pair
+        b.wait_for(lambda c: isinstance(c, cmd.PublishState))
         a.press(THANKS)
         b.wait_for(lambda c: c == cmd.SetLight(LightMode.PULSE))
         b.wait_until(lambda: b.state.counters.received_total == 1)
@@ -107,14 +107,14 @@ def test_shell_pairing_then_forget_tells_the_partner(tmp_path, broker):
         assert pair == load_pair(a.state_dir).__class__(
             pair.pair_id, pair.key, pair.device_id, pair.partner_id, pair.created)
         assert load_pair(a.state_dir).key == pair.key
-        a.wait_for(lambda c: c == cmd.PublishState())
+        a.wait_for(lambda c: isinstance(c, cmd.PublishState))
         # The shell side forgets: A is told and forgets too; nothing of the pair is left.
         assert forget_from_shell(shell_config, out=out) == 0
         assert "was told" in out.getvalue()
-        a.wait_for(lambda c: c == cmd.ForgetPair())
+        a.wait_for(lambda c: isinstance(c, cmd.ForgetPair))
         a.wait_until(lambda: load_pair(a.state_dir) is None)
         assert load_pair(shell_dir) is None
-        a.wait_until(lambda: not a.state.paired)
+        a.wait_until(lambda: not a.state.partner.paired)
     finally:
         a.close()
 
@@ -185,7 +185,7 @@ def test_repairing_starts_fresh_counters_and_drops_the_old_outbox(tmp_path, brok
         a.start().connected()
         for _ in range(3):
             a.press(THANKS)
-        a.wait_until(lambda: a.state.outbox == 3)  # the old partner never answers
+        a.wait_until(lambda: a.state.partner.outbox == 3)  # the old partner never answers
         a.runtime.on_gesture(Gesture.BOTH_HOLD)
         result = []
         shell = threading.Thread(target=lambda: result.append(pair_from_shell(
@@ -199,7 +199,7 @@ def test_repairing_starts_fresh_counters_and_drops_the_old_outbox(tmp_path, brok
         paired_on(a)
         new_pair = load_pair(a.state_dir)
         assert new_pair.pair_id != old_pair.pair_id
-        assert a.state.counters.sent_total == 0 and a.state.outbox == 0
+        assert a.state.counters.sent_total == 0 and a.state.partner.outbox == 0
         report = collect_status(a.runtime.config)
         a.stop()
         store = Store.open(a.state_dir)

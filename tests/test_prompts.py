@@ -14,6 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from micromance.config import PRACTICES
+from micromance.content.library import load_library
 from micromance.core.prompts import (
     MAX_TEXT_CHARS,
     TIME_TAGS,
@@ -21,7 +22,6 @@ from micromance.core.prompts import (
     Prompt,
     ShuffleBag,
     is_eligible,
-    load_library,
     prompt_id,
 )
 from micromance.errors import ConfigError

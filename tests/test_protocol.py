@@ -1,7 +1,7 @@
 """Partner link protocol v1: fixed test vectors, strict rejection, fuzzing, anti-replay.
 
 The test vectors pin the wire format: if one of them breaks, the change is a protocol change
-that needs a version bump (DESIGN.md, "Partner link — protocol v1 (contract)").
+that needs a version bump (docs/protocol.md).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 from micromance.core import commands as cmd
 from micromance.core import events as ev
 from micromance.core.commands import LightMode
+from micromance.protocol import Message, MessageType
 from micromance.runtime import Runtime
 from micromance.screens import views as v
 from micromance.screens.render import render
@@ -63,11 +64,13 @@ def test_next_button_shows_another_prompt(unit, mock_factory):
 
 def test_received_thanks_pulses_the_led_until_next(unit, mock_factory):
     led_pin = mock_factory.pin(18)
-    unit.runtime.post(ev.ThanksReceived, sender="Alex", sender_total=1)
+    thanks = Message(type=MessageType.THANKS, sender="0123456789abcdef", seq=1,
+                     time="2026-11-25T12:00:00+01:00", name="Alex", sent_total=1)
+    unit.runtime.post(ev.Delivery, message=thanks)
     unit.wait_for(lambda c: c == cmd.SetLight(LightMode.PULSE))
     assert unit.runtime.panel.light_mode is LightMode.PULSE
     press(mock_factory, 27)
-    unit.wait_for(lambda c: c == cmd.SendSeen())
+    unit.wait_for(lambda c: isinstance(c, cmd.SendSeen))
     unit.wait_for(lambda c: c == cmd.SetLight(LightMode.OFF) and unit.seen.index(c) > 0)
     assert led_pin.state == 0
 
@@ -115,9 +118,9 @@ def test_holds_told_apart_with_a_fake_clock(tmp_path, mock_factory, clock):
 def test_sleep_budget_respects_calendar_and_core(tmp_path, mock_factory):
     runtime = Runtime(desk_config(tmp_path), pin_factory=mock_factory)
     with Running(runtime):
-        budget = runtime._sleep_budget()
+        budget = runtime.loop.sleep_budget()
         assert 0 < budget <= 30.0  # the next half-minute page turn / pixel shift
-        assert budget <= runtime.timers.seconds_until_next()
+        assert budget <= runtime.timers.seconds_until_due()
 
 
 def test_stop_releases_pins_and_counters_survive_a_restart(tmp_path, mock_factory):
@@ -154,14 +157,14 @@ def test_identical_pixels_are_not_pushed_twice(tmp_path, mock_factory):
     with Running(runtime) as unit:
         frame = next(c for c in unit.seen if isinstance(c, cmd.ShowFrame)).frame
         pushed = runtime.display.frames_shown
-        runtime._show(replace(frame))
+        runtime.executor.show(replace(frame))
         assert runtime.display.frames_shown == pushed
 
 
 def test_a_burst_of_live_facts_is_one_write_of_status_json(unit):
     import json
 
-    from micromance.runtime import STATUS_DELAY_SECONDS
+    from micromance.status import STATUS_DELAY_SECONDS
 
     written = unit.runtime.status_written
     for i in range(20):

@@ -1,4 +1,4 @@
-"""Command line (a contract: see DESIGN.md): run, simulate, status, pair, doctor, preview.
+"""Command line (a contract: see docs/contract.md): run, simulate, status, pair, doctor, preview.
 
 Expected failures print one line and exit with a sysexits code (78 config, 69 hardware);
 tracebacks are for bugs only.

@@ -133,7 +133,7 @@ SECTIONS: dict[str, type] = {
 
 # --- value rules -----------------------------------------------------------------------------
 # A rule takes the (already type-checked) value and returns it, possibly normalised, or raises
-# ValueError whose text completes "... is <text>" and may carry "; fix: ..." advice.
+# ValueError whose text completes "... is <text>" and may end with advice after a colon.
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -256,13 +256,14 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: config file not found; fix: create it (an example with every key is "
-            "firmware_config/micromance.toml) or point --config at an existing file"
+            f"{path}: config file not found",
+            fix="create it (an example with every key is firmware_config/micromance.toml) or "
+            "point --config at an existing file"
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
-        raise ConfigError(f"{path}: cannot read the config file ({reason}); fix: make it a "
-                          "readable UTF-8 text file") from None
+        raise ConfigError(f"{path}: cannot read the config file ({reason})",
+                          fix="make it a readable UTF-8 text file") from None
     return parse_config(text, path)
 
 
@@ -271,8 +272,9 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}; fix: correct the syntax there "
-                          '(strings need quotes, e.g. name = "Sam")') from None
+        raise ConfigError(
+            f"{path}: not valid TOML: {error}",
+            fix='correct the syntax there (strings need quotes, e.g. name = "Sam")') from None
     sections = {}
     for section_name, table in data.items():
         section_type = SECTIONS.get(section_name)
@@ -282,12 +284,13 @@ def parse_config(text: str, path: Path) -> Config:
                           if section_name in {f.name for f in dataclasses.fields(kind)}]
                 if owners:
                     raise ConfigError(
-                        f"{path}: {section_name} = {_show(table)} is outside any section; fix: "
-                        f"move the line below [{owners[0]}] (it is {owners[0]}.{section_name})")
-            raise ConfigError(_unknown(path, section_name, list(SECTIONS), "section"))
+                        f"{path}: {section_name} = {_show(table)} is outside any section",
+                        fix=f"move the line below [{owners[0]}] (it is "
+                        f"{owners[0]}.{section_name})")
+            raise _unknown(path, section_name, list(SECTIONS), "section")
         if not isinstance(table, dict):
-            raise ConfigError(f"{path}: {section_name} = {_show(table)} should be a section; "
-                              f"fix: write it as a [{section_name}] table")
+            raise ConfigError(f"{path}: {section_name} = {_show(table)} should be a section",
+                              fix=f"write it as a [{section_name}] table")
         sections[section_name] = _build_section(path, section_name, section_type, table)
     config = Config(**sections, source=path)
     return _check_combinations(config, str(path))
@@ -298,8 +301,8 @@ def _build_section(path: Path, section: str, section_type: type, table: dict) ->
     values = {}
     for key, value in table.items():
         if key not in fields:
-            raise ConfigError(_unknown(path, f"{section}.{key}",
-                                       [f"{section}.{k}" for k in fields], "key", value))
+            raise _unknown(path, f"{section}.{key}", [f"{section}.{k}" for k in fields], "key",
+                           value)
         default = fields[key].default
         values[key] = _check_value(path, f"{section}.{key}", value, default)
     return section_type(**values)
@@ -313,8 +316,8 @@ def _check_value(path: Path, dotted: str, value: Any, default: Any) -> Any:
     if not ok:
         raise ConfigError(
             f"{path}: {dotted} = {_show(value)} has the wrong type: expected "
-            f"{_TYPE_NAMES[expected]}, got {_type_word(value)}; fix: write it like "
-            f"{dotted.split('.')[1]} = {_show(default)}"
+            f"{_TYPE_NAMES[expected]}, got {_type_word(value)}",
+            fix=f"write it like {dotted.split('.')[1]} = {_show(default)}"
         )
     rule = RULES.get(dotted)
     if rule is None:
@@ -322,8 +325,9 @@ def _check_value(path: Path, dotted: str, value: Any, default: Any) -> Any:
     try:
         return rule(value)
     except ValueError as error:
-        raise ConfigError(f"{path}: {dotted} = {_show(value)} is {error}; fix: change it or "
-                          f"remove the line to use the default ({_show(default)})") from None
+        raise ConfigError(f"{path}: {dotted} = {_show(value)} is {error}",
+                          fix="change it or remove the line to use the default "
+                          f"({_show(default)})") from None
 
 
 def _display_pins(display: DisplayConfig) -> list[tuple[int, str]]:
@@ -348,8 +352,8 @@ def _check_combinations(config: Config, where: str) -> Config:
     used: dict[int, str] = {}
     for pin, label in claims:
         if pin in used:
-            raise ConfigError(f"{where}: {label} = {pin} is already used by "
-                              f"{used[pin]}; fix: give each part its own GPIO")
+            raise ConfigError(f"{where}: {label} = {pin} is already used by {used[pin]}",
+                              fix="give each part its own GPIO")
         used[pin] = label
     return config
 
@@ -368,12 +372,13 @@ def _closest(word: str, options: Sequence[str], cutoff: float = 0.6) -> str | No
     return best if score >= cutoff else None
 
 
-def _unknown(path: Path, dotted: str, known: list[str], what: str, value: Any = None) -> str:
+def _unknown(path: Path, dotted: str, known: list[str], what: str,
+             value: Any = None) -> ConfigError:
     near = _closest(dotted, known)
     shown = f" = {_show(value)}" if what == "key" else ""
-    hint = f"did you mean {near}? " if near else ""
-    return (f"{path}: unknown {what} {dotted}{shown}; {hint}fix: rename or remove it "
-            f"(known: {', '.join(known)})")
+    hint = f"; did you mean {near}?" if near else ""
+    return ConfigError(f"{path}: unknown {what} {dotted}{shown}{hint}",
+                       fix=f"rename or remove it (known: {', '.join(known)})")
 
 
 def _show(value: Any) -> str:

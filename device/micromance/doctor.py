@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
-import json
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -32,7 +30,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from micromance.config import OLED_DRIVERS, BrokerConfig, Config, load_config, resolve_path
-from micromance.errors import ConfigError, MicromanceError
+from micromance.errors import ConfigError, LinkError, MicromanceError
+from micromance.link.client import new_client, tls_context
+from micromance.status import read_live_facts
 
 #: How long one network step (DNS excepted) may take before doctor calls it a failure.
 NETWORK_TIMEOUT = 5.0
@@ -41,7 +41,6 @@ OTHER_OLED_ADDRESS = {0x3C: 0x3D, 0x3D: 0x3C}
 #: Header pins of I2C bus 1, for wiring hints.
 BUS1_WIRING = "SDA to pin 3, SCL to pin 5, VCC to pin 1 (3.3 V), GND to pin 6"
 BOOT_CONFIGS = ("/boot/firmware/config.txt", "/boot/config.txt")
-LIVE_STATUS_PLACES = ("/run/micromance/status.json",)
 SBIN_PATH = "/usr/sbin:/sbin"
 RUN_AS_ROOT = "run doctor as root (sudo micromance doctor) or as the service user"
 
@@ -132,7 +131,7 @@ class Probes:
     mqtt_session: Callable[[BrokerConfig, SessionPlan, float], SessionReport] = (
         lambda b, plan, t: _mqtt_session(b, plan, t))
     #: What the running daemon last wrote (status.json), or None when it is not running.
-    live_facts: Callable[[Config], dict[str, Any] | None] = lambda c: _live_facts(c)
+    live_facts: Callable[[Config], dict[str, Any] | None] = read_live_facts
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     timeout: float = NETWORK_TIMEOUT
 
@@ -159,9 +158,8 @@ def check_config(ctx: Context) -> Result:
     try:
         ctx.config = load_config(path)
     except ConfigError as error:
-        message, fix = split_fix(str(error))
-        return failed("config", message, fix or "correct the file (see the example: "
-                      "firmware_config/micromance.toml)")
+        return failed("config", error.message, error.fix or "correct the file (see the "
+                      "example: firmware_config/micromance.toml)")
     if path is None:
         return warned("config", "no config file (/etc/micromance/config.toml): using the "
                       "built-in defaults (no broker, reference wiring)",
@@ -435,8 +433,7 @@ def _mqtt_result(ctx: Context, broker: BrokerConfig, where: str) -> Result:
                               "check that it is an MQTT broker and that its ACL lets this unit "
                               "use its topics (firmware_config/mosquitto/micromance.acl)")
     except MicromanceError as error:
-        message, fix = split_fix(str(error))
-        return _broker_failed(ctx, message, fix or "check [broker] in the config")
+        return _broker_failed(ctx, error.message, error.fix or "check [broker] in the config")
     except OSError as error:
         return _broker_failed(ctx, f"{where}: the MQTT connection failed ({_reason(error)})",
                               "try again; if it persists, look at the broker's log")
@@ -486,8 +483,7 @@ def check_pairing(ctx: Context) -> Result:
     try:
         pair = _load_pair(config)
     except MicromanceError as error:
-        message, fix = split_fix(str(error))
-        return failed("pairing", message, fix or "pair again")
+        return failed("pairing", error.message, error.fix or "pair again")
     if pair is None:
         return failed("pairing", "not paired yet",
                       "hold both buttons for 5 s on both units and compare the codes (or run: "
@@ -579,8 +575,7 @@ def _guarded(name: str, check: Callable[[Context], Result], ctx: Context) -> Res
     try:
         return check(ctx)
     except MicromanceError as error:
-        message, fix = split_fix(str(error))
-        return failed(name, message, fix or "see the message")
+        return failed(name, error.message, error.fix or "see the message")
     except Exception as error:
         return failed(name, f"the check itself broke ({type(error).__name__}: "
                       f"{_one_line(error)})", "please report this line as a bug")
@@ -614,16 +609,6 @@ def summary(results: list[Result]) -> str:
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-_FIX = re.compile(r"(?<=[;?.])\s+fix:\s+")
-
-
-def split_fix(text: str) -> tuple[str, str]:
-    """Our errors end in "...; fix: what to do": doctor prints that part after its dash."""
-    parts = _FIX.split(text, maxsplit=1)
-    message = parts[0].rstrip(";")
-    return message, parts[1] if len(parts) > 1 else ""
 
 
 def _config(ctx: Context) -> Config:
@@ -718,28 +703,17 @@ def _tcp_connect(address: str, port: int, timeout: float) -> None:
         pass
 
 
-def _tls_context(broker: BrokerConfig) -> ssl.SSLContext:
-    """The same trust paho uses in the daemon: ca_file or the system CAs, and client certs."""
-    context = ssl.create_default_context(cafile=_expand(broker.ca_file) or None)
-    if broker.client_cert:
-        context.load_cert_chain(_expand(broker.client_cert),
-                                _expand(broker.client_key) or None)
-    return context
-
-
 def _tls_handshake(broker: BrokerConfig, timeout: float) -> None:
-    context = _tls_context(broker)
+    """The handshake alone, with the daemon's own trust (``tls_context``): a clear verdict on
+    certificates before MQTT muddles it."""
+    context = tls_context(broker)
     with socket.create_connection((broker.host, broker.port), timeout=timeout) as raw, \
             context.wrap_socket(raw, server_hostname=broker.host):
         pass
 
 
-def _expand(path: str) -> str:
-    return str(Path(path).expanduser()) if path else ""
-
-
 def _mqtt_session(broker: BrokerConfig, plan: SessionPlan, timeout: float) -> SessionReport:
-    """Log in like the daemon (MQTT 5, same TLS and login), subscribe, ping, disconnect."""
+    """Log in as the daemon does (its client, from ``new_client``), subscribe, ping, disconnect."""
     session = _PingSession(broker, plan)
     try:
         return session.run(timeout)
@@ -751,8 +725,6 @@ class _PingSession:
     """One short paho session; callbacks only record and signal (paho's thread)."""
 
     def __init__(self, broker: BrokerConfig, plan: SessionPlan) -> None:
-        import paho.mqtt.client as mqtt
-
         self.plan = plan
         self.broker = broker
         self.connected = threading.Event()
@@ -760,28 +732,16 @@ class _PingSession:
         self.pong = threading.Event()
         self.refusal: BrokerRefused | None = None
         self.retained: dict[str, bytes] = {}
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=plan.client_id,
-                                  protocol=mqtt.MQTTv5)
+        try:
+            self.client = new_client(broker, plan.client_id)
+        except LinkError as error:  # files only the service user may read, often
+            fix = f"{error.fix}, or {RUN_AS_ROOT}" if error.fix else RUN_AS_ROOT
+            raise LinkError(error.message, fix=fix) from None
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
-        self._configure()
         self._started = False
-
-    def _configure(self) -> None:
-        from micromance.errors import LinkError
-
-        broker = self.broker
-        if broker.username:
-            self.client.username_pw_set(broker.username, _password(broker))
-        if broker.tls:
-            try:
-                self.client.tls_set_context(_tls_context(broker))
-            except (OSError, ssl.SSLError) as error:
-                raise LinkError(f"cannot set up TLS for the broker ({_one_line(error)}); "
-                                "fix: check broker.ca_file, broker.client_cert and "
-                                "broker.client_key") from None
 
     def run(self, timeout: float) -> SessionReport:
         self.client.connect(self.broker.host, self.broker.port, keepalive=max(10, int(timeout)))
@@ -835,36 +795,3 @@ class _PingSession:
         elif message.retain:
             self.retained[message.topic] = bytes(message.payload)
 
-
-def _password(broker: BrokerConfig) -> str:
-    from micromance.errors import LinkError
-    from micromance.link.mqtt import read_password
-
-    try:
-        return read_password(broker)
-    except LinkError as error:
-        raise LinkError(f"{error}, or {RUN_AS_ROOT}") from None
-
-
-def _live_facts(config: Config) -> dict[str, Any] | None:
-    """status.json of a running daemon: under systemd in /run/micromance, else the state dir."""
-    places = [os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0], *LIVE_STATUS_PLACES,
-              str(config.state_dir)]
-    for place in filter(None, places):
-        path = Path(place)
-        path = path if path.suffix == ".json" else path / "status.json"
-        facts = _read_live(path)
-        if facts is not None:
-            return facts
-    return None
-
-
-def _read_live(path: Path) -> dict[str, Any] | None:
-    try:
-        facts = json.loads(path.read_text())
-        os.kill(int(facts["pid"]), 0)
-    except PermissionError:
-        return facts  # alive, owned by the service user
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return facts if isinstance(facts, dict) else None

@@ -12,9 +12,22 @@ EX_CONFIG = 78
 
 
 class MicromanceError(Exception):
-    """Base of every expected failure; ``exit_code`` is what the CLI returns."""
+    """Base of every expected failure; ``exit_code`` is what the CLI returns.
+
+    ``message`` says what is wrong and ``fix`` what to do about it (may be empty), kept apart
+    so doctor shows them apart without parsing text; ``str()`` is the one line the CLI
+    prints: "message; fix: fix".
+    """
 
     exit_code = EX_SOFTWARE
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(*((message, fix) if fix else (message,)))  # args rebuild it (pickle)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message}; fix: {self.fix}" if self.fix else self.message
 
 
 class ConfigError(MicromanceError):

@@ -2,7 +2,7 @@
 
 The loop sends WATCHDOG=1 on every iteration. A loop that runs while the threads feeding it
 are dead would keep the unit "alive" yet deaf: a dead gpiozero or lgpio notification thread
-(the FIFO pitfall in DESIGN.md) stops the buttons. So the runtime tracks the threads its
+(the FIFO pitfall in docs/pitfalls.md) stops the buttons. So the runtime tracks the threads its
 adapters start and stops pinging when one of them is gone; systemd then kills and restarts the
 unit after WatchdogSec. (The partner link has no thread to watch: its network I/O runs on the
 loop itself, so a loop that pings is a loop that serves the link.)

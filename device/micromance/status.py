@@ -1,19 +1,32 @@
-"""``micromance status``: what the unit knows, read from its state without changing it."""
+"""``micromance status``: what the unit knows, read from its state without changing it.
+
+The running daemon adds its live facts (link, partner, outbox) in status.json, written by
+:class:`LiveFactsFile`; ``read_live_facts`` is the one reader, for ``status`` and ``doctor``.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from micromance import __version__
 from micromance.config import Config
+from micromance.core.commands import LiveFacts
 from micromance.link.pair_file import load_pair
 from micromance.store import Store
 
+log = logging.getLogger(__name__)
+
 STATUS_FILE = "status.json"
 SERVICE_RUNTIME_DIR = Path("/run/micromance")
+#: Live facts reach status.json this long after they change: a burst costs one write.
+STATUS_DELAY_SECONDS = 0.25
 
 
 def live_status_path(config: Config) -> Path:
@@ -29,8 +42,56 @@ def _live_status_candidates(config: Config) -> list[Path]:
             config.state_dir / STATUS_FILE]
 
 
+class LiveFactsFile:
+    """The daemon's side: status.json, written a moment after the live facts change.
+
+    A burst (a redelivered outbox, a press and its ack) costs one write, and never in the
+    moment a press is on its way. A timer of the loop: real time paces this I/O, not the
+    core's clock.
+    """
+
+    def __init__(self, config: Config, delay: float = STATUS_DELAY_SECONDS) -> None:
+        self.path = live_status_path(config)
+        self._state_dir = str(config.state_dir)
+        self._delay = delay
+        self._facts: LiveFacts | None = None
+        self._due: float | None = None
+        self._written: dict[str, Any] | None = None
+        #: Set after each write (tests wait on it).
+        self.written = threading.Event()
+
+    def report(self, facts: LiveFacts) -> None:
+        self._facts = facts
+        if self._due is None:
+            self._due = time.monotonic() + self._delay
+
+    def seconds_until_due(self) -> float | None:
+        return None if self._due is None else self._due - time.monotonic()
+
+    def run_due(self) -> None:
+        if self._due is not None and time.monotonic() >= self._due:
+            self.write()
+
+    def write(self) -> None:
+        """Write now, if the facts differ from the file's (also at exit)."""
+        self._due = None
+        if self._facts is None:
+            return
+        facts = {"pid": os.getpid(), "state_dir": self._state_dir, **asdict(self._facts)}
+        if facts == self._written:
+            return
+        self._written = facts
+        try:
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(facts))
+            os.replace(temporary, self.path)
+        except OSError as error:
+            log.debug("cannot write %s: %s", self.path, error)
+        self.written.set()
+
+
 def collect_status(config: Config) -> dict[str, Any]:
-    """The status object (its keys are a contract: see DESIGN.md)."""
+    """The status object (its keys are a contract: see docs/contract.md)."""
     store = Store.open_readonly(config.state_dir)
     report: dict[str, Any] = {
         "version": __version__,
@@ -53,7 +114,7 @@ def collect_status(config: Config) -> dict[str, Any]:
     pair = load_pair(config.state_dir)
     if pair is not None:
         report.update(paired=True, pair_id=pair.pair_id[:8], partner_id=pair.partner_id)
-    live = _live_facts(config)
+    live = read_live_facts(config)
     if live:
         report.update(link=live["link"], partner=live["partner"], rejected=live["rejected"],
                       partner_name=live.get("partner_name", ""), running=True)
@@ -77,8 +138,12 @@ def collect_status(config: Config) -> dict[str, Any]:
     return report
 
 
-def _live_facts(config: Config) -> dict[str, Any] | None:
-    """What the running daemon last reported, if it is still running."""
+def read_live_facts(config: Config) -> dict[str, Any] | None:
+    """What the running daemon of *this* config last reported, if it is still running.
+
+    The one reader for ``status`` and ``doctor``: a status.json left by a unit that has
+    stopped, or written by another unit's daemon (another state directory), is not ours.
+    """
     for path in dict.fromkeys(_live_status_candidates(config)):
         try:
             facts = json.loads(path.read_text())

@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -57,6 +57,7 @@ class Store:
         self._db = connection
         self.path = path
         self._depth = 0
+        self._after_commit: list[Callable[[], None]] = []
 
     # --- opening ------------------------------------------------------------------------
 
@@ -67,8 +68,8 @@ class Store:
             state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
             raise StoreError(
-                f"cannot create the state directory {state_dir} ({error.strerror}); fix: "
-                "create it writable for this user, or set paths.state_dir in the config"
+                f"cannot create the state directory {state_dir} ({error.strerror})",
+                fix="create it writable for this user, or set paths.state_dir in the config"
             ) from None
         path = state_dir / DB_NAME
         try:
@@ -84,8 +85,8 @@ class Store:
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as error:
             raise StoreError(
-                f"cannot use the state database {path} ({error}); fix: check that "
-                f"{state_dir} is writable for this user and the disk is not full"
+                f"cannot use the state database {path} ({error})",
+                fix=f"check that {state_dir} is writable for this user and the disk is not full"
             ) from None
         os.chmod(path, 0o600)
         return cls(connection, path)
@@ -100,7 +101,7 @@ class Store:
             connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             connection.execute("SELECT 1 FROM kv LIMIT 1")
         except sqlite3.Error as error:
-            raise StoreError(f"cannot read {path} ({error}); fix: run status as the user "
+            raise StoreError(f"cannot read {path} ({error})", fix="run status as the user "
                              "that runs the service (e.g. with sudo)") from None
         return cls(connection, path)
 
@@ -124,12 +125,27 @@ class Store:
         try:
             yield
         except BaseException:
+            self._after_commit.clear()  # what the rolled-back writes promised never happens
             self._db.execute("ROLLBACK")
             raise
         else:
             self._db.execute("COMMIT")
         finally:
             self._depth = 0
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            action()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the current transaction is on the disk (at once outside one).
+
+        Publishing goes through here: nothing leaves the unit before the commit that records
+        it, so a crash in between loses nothing and never tells the partner what we forgot.
+        """
+        if self._depth:
+            self._after_commit.append(action)
+        else:
+            action()
 
     # --- key/value ----------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ class CalendarTimers:
         self._scheduler.every(interval_minutes).minutes.do(fire, "rotate")
         self._scheduler.every().day.at(focus_time).do(fire, "focus")
 
-    def seconds_until_next(self) -> float | None:
+    def seconds_until_due(self) -> float | None:
         return self._scheduler.idle_seconds
 
     def run_due(self) -> None:

@@ -63,8 +63,8 @@ def idle_window(seconds: float, settle: float) -> dict[str, Any]:
             try:
                 a.start()
                 b.start()
-                a.wait_until(lambda: a.runtime.state.link is LinkState.CONNECTED
-                             and a.runtime.state.partner_online is True, what="link up")
+                a.wait_until(lambda: a.runtime.state.partner.link is LinkState.CONNECTED
+                             and a.runtime.state.partner.online is True, what="link up")
                 time.sleep(settle)
                 display, runtime = a.runtime.display, a.runtime
                 frames, wakeups = display.frames_shown, runtime.wakeups
@@ -94,10 +94,10 @@ def simulated_day(hours: int) -> dict[str, Any]:
     from zoneinfo import ZoneInfo
 
     from micromance.config import PromptsConfig
+    from micromance.content.library import load_library
     from micromance.core import commands as cmd
     from micromance.core import events as ev
     from micromance.core.machine import Settings, initial_state, next_deadline, step
-    from micromance.core.prompts import load_library
 
     defaults = PromptsConfig()
     zone = ZoneInfo("Europe/Paris")

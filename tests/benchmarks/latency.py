@@ -191,8 +191,8 @@ def press_to_light(base: Path, port: int, presses: int, warmup: int) -> dict[str
             _time_led(b.runtime.panel, led)
             _time_pin(b.factory.pin(LED_PIN), lit_at)
             for unit in (a, b):
-                unit.wait_until(lambda u=unit: u.runtime.state.link is LinkState.CONNECTED
-                                and u.runtime.state.partner_online is True, what="link up")
+                unit.wait_until(lambda u=unit: u.runtime.state.partner.link is LinkState.CONNECTED
+                                and u.runtime.state.partner.online is True, what="link up")
             rows = []
             for i in range(warmup + presses):
                 _settle(a, b)
@@ -206,7 +206,7 @@ def press_to_light(base: Path, port: int, presses: int, warmup: int) -> dict[str
                     rows.append((lit_at[0] - started, told - started, done[0] - started,
                                  counted[0] - started))
                 b.press(NEXT)  # acknowledge: LED off, A sees "Seen"
-                a.wait_until(lambda: a.runtime.state.seen, 10, "A seen")
+                a.wait_until(lambda: a.runtime.state.screen.seen, 10, "A seen")
             _settle(a, b)
             totals = (a.runtime.state.counters.sent_total,
                       b.runtime.state.counters.received_total)
@@ -243,12 +243,12 @@ def press_to_light_two_processes(base: Path, port: int, presses: int, warmup: in
         try:
             b.wait_line(UP_LINE)
             a.start()
-            a.wait_until(lambda: a.runtime.state.link is LinkState.CONNECTED
-                         and a.runtime.state.partner_online is True, what="link up")
+            a.wait_until(lambda: a.runtime.state.partner.link is LinkState.CONNECTED
+                         and a.runtime.state.partner.online is True, what="link up")
             b.wait_line(LINK_UP_LINE)
             times = []
             for i in range(warmup + presses):
-                a.wait_until(lambda: a.runtime.state.outbox == 0, 10, "A outbox drained")
+                a.wait_until(lambda: a.runtime.state.partner.outbox == 0, 10, "A outbox drained")
                 time.sleep(0.005)
                 started = time.perf_counter()
                 a.press(THANKS)
@@ -258,9 +258,9 @@ def press_to_light_two_processes(base: Path, port: int, presses: int, warmup: in
                 acked = time.perf_counter()
                 b.send_keys("n\n")  # acknowledge: LED off, A sees "Seen"
                 b.wait_report("LED", "OFF", acked)
-                a.wait_until(lambda: a.runtime.state.seen, 10, "A seen")
+                a.wait_until(lambda: a.runtime.state.screen.seen, 10, "A seen")
                 b.wait_report("DropFromOutbox", None, acked)  # A acknowledged the "seen"
-            a.wait_until(lambda: a.runtime.state.outbox == 0, 10, "A outbox drained")
+            a.wait_until(lambda: a.runtime.state.partner.outbox == 0, 10, "A outbox drained")
             sent = a.runtime.state.counters.sent_total
         finally:
             a.close()
@@ -276,7 +276,7 @@ def _settle(a: InProcessUnit, b: InProcessUnit) -> None:
     """Both outboxes empty and B's LED off: nothing in flight before the next press."""
     from micromance.core.commands import LightMode
 
-    a.wait_until(lambda: a.runtime.state.outbox == 0, 10, "A outbox drained")
-    b.wait_until(lambda: b.runtime.state.outbox == 0
+    a.wait_until(lambda: a.runtime.state.partner.outbox == 0, 10, "A outbox drained")
+    b.wait_until(lambda: b.runtime.state.partner.outbox == 0
                  and b.runtime.state.outputs.light is LightMode.OFF, 10, "B settled")
     time.sleep(0.005)

@@ -1,4 +1,13 @@
-"""Commands: what the core asks the adapters to do. Plain values, no behaviour."""
+"""Commands: what the core asks the adapters to do. Plain values, no behaviour.
+
+Each command carries everything needed to carry it out: the executor never reads the core's
+state after the step. Two marker bases tell the executor how to order a step's commands:
+
+- :class:`Durable` commands write the store; all of a step's durable commands are carried out
+  in one transaction, and whatever they publish goes out only once it is committed.
+- :class:`News` commands are durable messages for the partner that wait in the outbox until
+  the partner acknowledges them (a step that sends news lights the LED after publishing).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +23,30 @@ class LightMode(Enum):
     OFF = "off"
     PULSE = "pulse"      # a thank-you is waiting
     ON = "on"            # steady for a moment: your press was taken
+
+
+@dataclass(frozen=True)
+class LiveFacts:
+    """What ``micromance status`` shows of a running unit (written to status.json)."""
+
+    link: str            # connected, connecting, offline
+    partner: str         # online, offline, unknown
+    partner_name: str
+    outbox: int
+    rejected: int
+
+
+@dataclass(frozen=True)
+class Durable:
+    """Marker: writes the store, inside the step's one commit."""
+
+
+@dataclass(frozen=True)
+class News(Durable):
+    """Marker: a message for the partner, kept in the outbox until it is acknowledged."""
+
+
+# --- the panel and the screen ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -37,31 +70,81 @@ class SetLight:
 
 
 @dataclass(frozen=True)
-class SendThanks:
-    """Record (durably, first) and deliver one thank-you carrying our new running total."""
+class ReportLiveFacts:
+    """The live facts changed: write status.json soon (once per burst)."""
+
+    facts: LiveFacts
+
+
+# --- the store ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SaveCounters(Durable):
+    """Persist the counters (only emitted when they changed: no writes while idle)."""
+
+    counters: Counters
+
+
+@dataclass(frozen=True)
+class SaveRotation(Durable):
+    """Persist the shuffle bag and the prompt on screen, so a restart continues the cycle."""
+
+    bag_json: str
+    prompt_id: str
+    draws: int
+
+
+@dataclass(frozen=True)
+class SaveWindow(Durable):
+    """Persist the replay window, so a replay is refused after a restart too."""
+
+    window_json: str
+
+
+# --- the partner -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendThanks(News):
+    """One thank-you carrying our new running total."""
 
     total: int
 
 
 @dataclass(frozen=True)
-class SendSeen:
+class SendSeen(News):
     """Tell the partner we looked at their thank-you(s)."""
+
+    sent_total: int
 
 
 @dataclass(frozen=True)
-class SendDone:
+class SendDone(News):
+    streak: int
+    sent_total: int
+
+
+@dataclass(frozen=True)
+class SendAck(Durable):
+    """End-to-end acknowledgement of partner messages (fire and forget: redelivery re-acks).
+
+    Durable because it takes a sequence number from the store."""
+
+    seqs: tuple[int, ...]
+    sent_total: int
+
+
+@dataclass(frozen=True)
+class PublishState(Durable):
+    """Refresh our retained, sealed summary (totals) for the partner's next reconnect."""
+
+    sent_total: int
     streak: int
 
 
 @dataclass(frozen=True)
-class SendAck:
-    """End-to-end acknowledgement of partner messages (fire and forget: redelivery re-acks)."""
-
-    seqs: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class DropFromOutbox:
+class DropFromOutbox(Durable):
     """The partner acknowledged these of our messages: they are delivered for good."""
 
     seqs: tuple[int, ...]
@@ -73,18 +156,6 @@ class Redeliver:
 
 
 @dataclass(frozen=True)
-class PublishState:
-    """Refresh our retained, sealed summary (totals) for the partner's next reconnect."""
-
-
-@dataclass(frozen=True)
-class SaveWindow:
-    """Persist the replay window, so a replay is refused after a restart too."""
-
-    window_json: str
-
-
-@dataclass(frozen=True)
 class NoteRejected:
     """A message was dropped; ``first`` when this reason was not seen before (log it)."""
 
@@ -93,20 +164,7 @@ class NoteRejected:
     total: int
 
 
-@dataclass(frozen=True)
-class SaveCounters:
-    """Persist the counters (only emitted when they changed: no writes while idle)."""
-
-    counters: Counters
-
-
-@dataclass(frozen=True)
-class SaveRotation:
-    """Persist the shuffle bag and the prompt on screen, so a restart continues the cycle."""
-
-    bag_json: str
-    prompt_id: str
-    draws: int
+# --- pairing -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -120,25 +178,26 @@ class PublishPairing:
 
 
 @dataclass(frozen=True)
-class SavePair:
+class StopPairing:
+    """Close the rendezvous: the attempt is over and its result was shown."""
+
+
+@dataclass(frozen=True)
+class SavePair(Durable):
     """Pairing confirmed on both units: keep the pair and switch the link to it."""
 
     result: PairResult
 
 
 @dataclass(frozen=True)
-class StopPairing:
-    """Close the rendezvous: the attempt is over and its result was shown."""
-
-
-@dataclass(frozen=True)
-class ForgetPair:
+class ForgetPair(Durable):
     """The partner unpaired: drop the pair key and everything waiting for that partner."""
 
 
 Command = (
-    ShowFrame | SetContrast | SetPanelPower | SetLight | SendThanks | SendSeen | SendDone
-    | SendAck | DropFromOutbox | Redeliver | PublishState | SaveWindow | NoteRejected
-    | SaveCounters | SaveRotation | StartPairing | PublishPairing | SavePair | StopPairing
-    | ForgetPair
+    ShowFrame | SetContrast | SetPanelPower | SetLight | ReportLiveFacts
+    | SaveCounters | SaveRotation | SaveWindow
+    | SendThanks | SendSeen | SendDone | SendAck | PublishState | DropFromOutbox | Redeliver
+    | NoteRejected
+    | StartPairing | PublishPairing | StopPairing | SavePair | ForgetPair
 )

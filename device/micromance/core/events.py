@@ -100,19 +100,6 @@ class Rejected(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ThanksReceived(Event):
-    """The partner sent a thank-you; ``sender_total`` is their running total (grow-only)."""
-
-    sender: str
-    sender_total: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class SeenReceived(Event):
-    """The partner looked at our thank-you."""
-
-
-@dataclass(frozen=True, kw_only=True)
 class OutboxChanged(Event):
     """How many of our thank-yous still wait for the partner's end-to-end ack."""
 

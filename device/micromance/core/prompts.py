@@ -1,10 +1,11 @@
 """The gesture-prompt library and its rotation: pure values and pure functions.
 
 Prompts come from the shipped ``content/prompts.toml`` plus an optional user file in the same
-format. Rotation is a shuffle bag: every prompt that suits the time of day is shown once before
-any repeats. The bag is an immutable value that the runtime persists as JSON, so a restart in
-the middle of a cycle neither repeats nor skips anything. Nothing here reads the clock: the
-caller passes ``now`` and a seed, which keeps every decision reproducible in tests.
+format (``content.library`` reads the files; this module parses their text). Rotation is a
+shuffle bag: every prompt that suits the time of day is shown once before any repeats. The
+bag is an immutable value that the runtime persists as JSON, so a restart in the middle of a
+cycle neither repeats nor skips anything. Nothing here reads the clock: the caller passes
+``now`` and a seed, which keeps every decision reproducible in tests.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from micromance.errors import ConfigError
@@ -32,11 +32,7 @@ MAX_TEXT_CHARS = 120
 #: Prefix of ids of prompts from the user's extra file, so they never collide with shipped ones.
 USER_ID_PREFIX = "user-"
 
-#: The shipped library (package data; read as a plain file: importlib.resources would bring
-#: zipfile and tempfile into a daemon installed as ordinary files).
-_SHIPPED = Path(__file__).resolve().parents[1] / "content" / "prompts.toml"
 _PRACTICE_NAMES = tuple(practice.value for practice in Practice)
-_EXAMPLE = '[[prompt]] / practice = "present" / text = "Ask about their day"'
 
 
 @dataclass(frozen=True)
@@ -52,26 +48,7 @@ class Prompt:
 # --- loading ---------------------------------------------------------------------------------
 
 
-def load_library(
-    extra_file: str | Path | None = None, disabled_practices: Iterable[str] = ()
-) -> tuple[Prompt, ...]:
-    """The shipped prompts plus the user's ``extra_file``, minus ``disabled_practices``.
-
-    Every mistake in the extra file raises ``ConfigError`` naming the file, the line, the
-    problem and the fix, because a prompt that silently vanishes is impossible to debug on a
-    device without a keyboard. An empty ``extra_file`` string means "no extra file".
-    """
-    disabled = {_practice_from_setting(name) for name in disabled_practices}
-    shipped = _SHIPPED
-    prompts = _parse_prompts(shipped.read_text(encoding="utf-8"), str(shipped), id_prefix="")
-    seen = {_dedup_key(prompt.text): "the shipped library" for prompt in prompts}
-    if extra_file:
-        path = Path(extra_file).expanduser()
-        prompts += _parse_prompts(_read_extra(path), str(path), USER_ID_PREFIX, seen)
-    return tuple(prompt for prompt in prompts if prompt.practice not in disabled)
-
-
-def _practice_from_setting(name: str | Practice) -> Practice:
+def practice_from_setting(name: str | Practice) -> Practice:
     if isinstance(name, Practice):
         return name
     try:
@@ -79,26 +56,11 @@ def _practice_from_setting(name: str | Practice) -> Practice:
     except ValueError:
         raise ConfigError(
             f"prompts.disabled_practices names unknown practice {name!r}"
-            f"{_did_you_mean(str(name), _PRACTICE_NAMES)}; fix: use one of "
-            f"{', '.join(_PRACTICE_NAMES)}"
-        ) from None
+            f"{_did_you_mean(str(name), _PRACTICE_NAMES)}",
+            fix=f"use one of {', '.join(_PRACTICE_NAMES)}") from None
 
 
-def _read_extra(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: prompts file not found (prompts.extra_file); fix: create it with entries "
-            f"like {_EXAMPLE}, or set extra_file = \"\" to use only the shipped prompts"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise ConfigError(f"{path}: cannot read the prompts file ({reason}); fix: make it a "
-                          "readable UTF-8 text file") from None
-
-
-def _parse_prompts(
+def parse_prompts(
     text: str, source: str, id_prefix: str, seen: dict[str, str] | None = None
 ) -> tuple[Prompt, ...]:
     """Validate one prompts file; ``seen`` maps already-loaded texts to where they came from."""
@@ -106,30 +68,31 @@ def _parse_prompts(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         line = _line_of_syntax_error(str(error))
-        raise ConfigError(f"{source}, line {line}: not valid TOML ({error}); fix: correct the "
-                          'syntax there (text needs quotes: text = "Say hi")') from None
+        raise ConfigError(f"{source}, line {line}: not valid TOML ({error})",
+                          fix='correct the syntax there (text needs quotes: text = "Say hi")'
+                          ) from None
     locator = _Locator(text)
     for key in data:
         if key != "prompt":
-            raise ConfigError(_problem(
+            raise _problem(
                 source, locator.top_level(key), f"unknown key {key!r}"
                 f"{_did_you_mean(key, ('prompt',))}",
-                f"every prompt starts with a [[prompt]] line; move or remove {key!r}"))
+                f"every prompt starts with a [[prompt]] line; move or remove {key!r}")
     entries = data.get("prompt", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ConfigError(_problem(source, locator.top_level("prompt"),
+        raise _problem(source, locator.top_level("prompt"),
                                    "prompt is not a list of [[prompt]] entries",
-                                   "write [[prompt]] (double brackets) above each prompt"))
+                                   "write [[prompt]] (double brackets) above each prompt")
     seen = dict(seen or {})
     prompts = []
     for index, entry in enumerate(entries):
         prompt = _parse_entry(entry, index, source, id_prefix, locator)
-        key = _dedup_key(prompt.text)
+        key = dedup_key(prompt.text)
         if key in seen:
-            raise ConfigError(_problem(
+            raise _problem(
                 source, locator.key(index, "text"),
                 f"the text {prompt.text!r} repeats a prompt from {seen[key]}",
-                "remove this entry or reword it"))
+                "remove this entry or reword it")
         seen[key] = f"line {locator.key(index, 'text')} of this file"
         prompts.append(prompt)
     return tuple(prompts)
@@ -140,49 +103,49 @@ def _parse_entry(
 ) -> Prompt:
     for key in entry:
         if key not in PROMPT_KEYS:
-            raise ConfigError(_problem(
+            raise _problem(
                 source, locator.key(index, key),
                 f"unknown key {key!r}{_did_you_mean(key, PROMPT_KEYS)}",
-                f"rename or remove it (a prompt has: {', '.join(PROMPT_KEYS)})"))
+                f"rename or remove it (a prompt has: {', '.join(PROMPT_KEYS)})")
 
     practice_name = entry.get("practice")
     if not isinstance(practice_name, str):
         what = "missing" if practice_name is None else "not a quoted string"
-        raise ConfigError(_problem(
+        raise _problem(
             source, locator.key(index, "practice"), f"practice is {what}",
-            f'add a line like practice = "present" (one of: {", ".join(_PRACTICE_NAMES)})'))
+            f'add a line like practice = "present" (one of: {", ".join(_PRACTICE_NAMES)})')
     normalised = practice_name.strip().lower()
     if normalised not in _PRACTICE_NAMES:
-        raise ConfigError(_problem(
+        raise _problem(
             source, locator.key(index, "practice"),
             f"unknown practice {practice_name!r}{_practice_hint(normalised)}",
-            f"use one of: {', '.join(_PRACTICE_NAMES)}"))
+            f"use one of: {', '.join(_PRACTICE_NAMES)}")
 
     raw_text = entry.get("text")
     if not isinstance(raw_text, str) or not raw_text.strip():
         what = ("missing" if raw_text is None else
                 "empty" if isinstance(raw_text, str) else "not a quoted string")
-        raise ConfigError(_problem(source, locator.key(index, "text"), f"text is {what}",
-                                   'add the gesture, e.g. text = "Send a goodnight message"'))
+        raise _problem(source, locator.key(index, "text"), f"text is {what}",
+                                   'add the gesture, e.g. text = "Send a goodnight message"')
     text = " ".join(raw_text.split())
     if len(text) > MAX_TEXT_CHARS:
-        raise ConfigError(_problem(
+        raise _problem(
             source, locator.key(index, "text"),
             f"text is {len(text)} characters, more than {MAX_TEXT_CHARS}",
-            "shorten it; about 60 characters fit one screen, longer text pages"))
+            "shorten it; about 60 characters fit one screen, longer text pages")
 
     when = entry.get("when", [])
     if not isinstance(when, list) or not all(isinstance(tag, str) for tag in when):
-        raise ConfigError(_problem(source, locator.key(index, "when"),
+        raise _problem(source, locator.key(index, "when"),
                                    "when is not a list of quoted tags",
-                                   'write it like when = ["morning"] or when = []'))
+                                   'write it like when = ["morning"] or when = []')
     tags = frozenset(tag.strip().lower() for tag in when)
     for tag in sorted(tags):
         if tag not in TIME_TAGS:
-            raise ConfigError(_problem(
+            raise _problem(
                 source, locator.key(index, "when"),
                 f"unknown when tag {tag!r}{_did_you_mean(tag, TIME_TAGS)}",
-                f"use any of: {', '.join(TIME_TAGS)} (or leave when out for any time)"))
+                f"use any of: {', '.join(TIME_TAGS)} (or leave when out for any time)")
 
     practice = Practice(normalised)
     return Prompt(id=prompt_id(practice, text, id_prefix), text=text, practice=practice,
@@ -195,13 +158,13 @@ def prompt_id(practice: Practice, text: str, prefix: str = "") -> str:
     return prefix + digest
 
 
-def _dedup_key(text: str) -> str:
+def dedup_key(text: str) -> str:
     """Texts equal after ignoring case, punctuation and spacing count as duplicates."""
     return " ".join(re.sub(r"[^\w\s]", "", text.casefold()).split())
 
 
-def _problem(source: str, line: int, problem: str, fix: str) -> str:
-    return f"{source}, line {line}: {problem}; fix: {fix}"
+def _problem(source: str, line: int, problem: str, fix: str) -> ConfigError:
+    return ConfigError(f"{source}, line {line}: {problem}", fix=fix)
 
 
 def _did_you_mean(value: str, options: Sequence[str]) -> str:

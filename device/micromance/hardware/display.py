@@ -258,8 +258,9 @@ def _open_oled(config: DisplayConfig, serial_factory: SerialFactory | None) -> L
         _close_quietly(serial)
         raise ConfigError(
             f'display.driver = "{config.driver}" cannot drive a {config.width}x{config.height} '
-            f"panel ({error}); fix: set display.width and display.height to the panel's size "
-            "(e.g. 128x64 or 128x32) or pick the driver that matches the panel"
+            f"panel ({error})",
+            fix="set display.width and display.height to the panel's size (e.g. 128x64 or "
+            "128x32) or pick the driver that matches the panel"
         ) from error
     except Exception as error:
         _close_quietly(serial)

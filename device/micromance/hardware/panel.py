@@ -116,15 +116,16 @@ def _explain(error: Exception, pins: PinsConfig) -> HardwareError:
     wiring = f"(THANKS GPIO{pins.thanks}, NEXT GPIO{pins.next}, LED GPIO{pins.led})"
     if isinstance(error, BadPinFactory):
         return HardwareError(
-            f"no GPIO available {wiring}: {error}; hint: on a Raspberry Pi install python3-lgpio "
-            "(install.sh does); on a desktop set GPIOZERO_PIN_FACTORY=mock "
-            "GPIOZERO_MOCK_PIN_CLASS=mockpwmpin")
+            f"no GPIO available {wiring}: {error}",
+            fix="on a Raspberry Pi install python3-lgpio (install.sh does); on a desktop set "
+            "GPIOZERO_PIN_FACTORY=mock GPIOZERO_MOCK_PIN_CLASS=mockpwmpin")
     if isinstance(error, GPIOPinInUse):
-        return HardwareError(f"a GPIO is already in use {wiring}: {error}; hint: stop the other "
-                             "program using it, or choose other pins in [pins]")
+        return HardwareError(f"a GPIO is already in use {wiring}: {error}",
+                             fix="stop the other program using it, or choose other pins in "
+                             "[pins]")
     if isinstance(error, PinInvalidPin):
-        return HardwareError(f"invalid GPIO {wiring}: {error}; hint: use BCM numbers in [pins]")
+        return HardwareError(f"invalid GPIO {wiring}: {error}", fix="use BCM numbers in [pins]")
     if isinstance(error, PermissionError):
-        return HardwareError(f"no permission for the GPIO chip {wiring}: {error}; hint: add the "
-                             "service user to the gpio group")
+        return HardwareError(f"no permission for the GPIO chip {wiring}: {error}",
+                             fix="add the service user to the gpio group")
     return HardwareError(f"cannot set up the buttons and light {wiring}: {error}")

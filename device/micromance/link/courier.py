@@ -1,9 +1,9 @@
-"""The partner, as the runtime carries out the core's link commands: pair, outbox, MQTT.
+"""The courier: carries this unit's messages to the partner, reliably.
 
-The core decides *that* a thank-you is sent, acknowledged or dropped; this class does the
+The core decides *that* a thank-you is sent, acknowledged or dropped; the courier does the
 bookkeeping that makes it reliable: durable sequence numbers, the outbox written in the same
 commit as the counters, publishing only once that commit is on the disk, redelivery from the
-outbox, and swapping the whole link when the pair changes.
+outbox, and swapping the whole MQTT link when the pair changes.
 """
 
 from __future__ import annotations
@@ -11,40 +11,38 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from micromance.config import Config
 from micromance.core import events as ev
-from micromance.core.counters import Counters
 from micromance.link.pair_file import Pair, forget_pair, load_pair, save_pair
-from micromance.protocol import Message, ReplayWindow
+from micromance.protocol import Message, MessageType, ReplayWindow
 from micromance.store import Store
 
-log = logging.getLogger("micromance")
+if TYPE_CHECKING:
+    from micromance.link.mqtt import MqttLink
 
-#: Runs an action once the current store transaction is committed.
-Later = Callable[[Callable[[], None]], None]
+log = logging.getLogger("micromance")
 
 
 class Courier:
     """This unit's pair (if any) and its live connection to the partner."""
 
     def __init__(self, config: Config, store: Store, device_id: str, post: Callable[..., None],
-                 wake: Callable[[], None], later: Later,
+                 wake: Callable[[], None],
                  client_factory: Callable[..., Any] | None = None) -> None:
         self._config = config
         self._store = store
         self._device_id = device_id
         self._post = post
         self._wake = wake
-        self._later = later
         self._client_factory = client_factory
         self.pair = load_pair(config.state_dir)
         if self.pair is not None and self.pair.device_id != device_id:
             log.warning("pair.json belongs to device %s, not this one (%s): ignoring it",
                         self.pair.device_id, device_id)
             self.pair = None
-        self.link: Any = None
+        self.link: MqttLink | None = None
 
     @property
     def pair_id(self) -> str:
@@ -74,7 +72,7 @@ class Courier:
     def connect(self) -> None:
         if self.pair is None:
             return
-        from micromance.link.mqtt import MqttLink
+        from micromance.link.mqtt import MqttLink  # paho and TLS only once there is a pair
 
         self.link = MqttLink(self._config.broker, self.pair, self._post, wake=self._wake,
                              client_factory=self._client_factory)
@@ -98,7 +96,7 @@ class Courier:
             if dropped:
                 log.info("%d message(s) for the previous partner dropped", dropped)
         self.pair = pair
-        self._later(self._reconnect)
+        self._store.after_commit(self._reconnect)
 
     def _reconnect(self) -> None:
         self.disconnect()
@@ -106,34 +104,34 @@ class Courier:
 
     # --- messages (inside the step's transaction) ----------------------------------------
 
-    def message(self, kind: str, wall: datetime, counters: Counters, **fields: Any) -> Message:
+    def message(self, kind: MessageType, wall: datetime, *, sent_total: int,
+                streak: int = 0, seqs: tuple[int, ...] = ()) -> Message:
         """A plaintext message stamped with a fresh, durable sequence number."""
         seq = self._store.next_seq()
-        if kind in ("done", "state"):
-            fields["streak"] = counters.streak
-        if kind == "state":
-            fields["last_seq"] = seq
         return Message(type=kind, sender=self._device_id, seq=seq,
                        time=wall.isoformat(timespec="seconds"), name=self._config.device.name,
-                       sent_total=counters.sent_total, **fields)
+                       sent_total=sent_total, seqs=seqs,
+                       streak=streak if kind in (MessageType.DONE, MessageType.STATE) else 0,
+                       last_seq=seq if kind is MessageType.STATE else 0)
 
-    def send_reliably(self, kind: str, wall: datetime, counters: Counters) -> None:
+    def send_reliably(self, kind: MessageType, wall: datetime, *, sent_total: int,
+                      streak: int = 0) -> None:
         """Into the outbox (same commit as the counters), published once that is durable."""
         if self.pair is None:
             return
-        message = self.message(kind, wall, counters)
+        message = self.message(kind, wall, sent_total=sent_total, streak=streak)
         self._store.outbox_add(message.seq, self.pair.pair_id, kind, message.to_plaintext(),
                                wall.isoformat(timespec="seconds"))
-        self._later(lambda: self.publish(message))
-        self._later(self.announce_outbox)
+        self._store.after_commit(lambda: self.publish(message))
+        self._store.after_commit(self.announce_outbox)
 
-    def send_once(self, kind: str, wall: datetime, counters: Counters, *,
-                  retained: bool = False, **fields: Any) -> None:
+    def send_once(self, kind: MessageType, wall: datetime, *, sent_total: int, streak: int = 0,
+                  seqs: tuple[int, ...] = (), retained: bool = False) -> None:
         """Acks and the retained summary: not kept, the next redelivery or reconnect repeats."""
         if self.pair is None:
             return
-        message = self.message(kind, wall, counters, **fields)
-        self._later(lambda: self.publish(message, retained=retained))
+        message = self.message(kind, wall, sent_total=sent_total, streak=streak, seqs=seqs)
+        self._store.after_commit(lambda: self.publish(message, retained=retained))
 
     def delivered(self, seqs: tuple[int, ...]) -> None:
         if self.pair is None:
@@ -141,7 +139,7 @@ class Courier:
         count = self._store.outbox_remove(self.pair.pair_id, seqs)
         if count:
             log.info("partner confirmed %d message(s)", count)
-            self._later(self.announce_outbox)
+            self._store.after_commit(self.announce_outbox)
 
     def save_window(self, window_json: str) -> None:
         if self.pair is not None:

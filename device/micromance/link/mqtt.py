@@ -11,7 +11,7 @@ broker that cannot be reached never freezes the buttons or the screen.
 Callbacks open sealed messages and put events on the runtime's queue; nothing here decides
 what a message means or touches the store.
 
-Choices that matter (see DESIGN.md, Known pitfalls):
+Choices that matter (see docs/pitfalls.md):
 - MQTT 5 with ``clean_start=False`` *and* a SessionExpiryInterval, and a fixed client id, so
   the broker keeps our subscriptions and queued QoS 1 messages while we are away;
 - subscribe inside ``on_connect`` so every reconnect resubscribes;
@@ -23,22 +23,17 @@ Choices that matter (see DESIGN.md, Known pitfalls):
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import random
-import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from micromance import protocol
 from micromance.config import BrokerConfig
 from micromance.core import events as ev
-from micromance.errors import LinkError
+from micromance.link.client import Backoff, new_client, set_nodelay
 from micromance.link.pair_file import Pair
 from micromance.protocol import Message, ProtocolError, Topics
 
@@ -53,77 +48,6 @@ Post = Callable[..., None]
 Wake = Callable[[], None]
 #: The socket errors an attempt to connect ends with (DNS, refused, unreachable, timeout, TLS).
 CONNECT_ERRORS = (OSError, ssl.SSLError, ValueError)
-
-
-@dataclass
-class Backoff:
-    """Capped exponential delays between connection attempts, this unit's own.
-
-    Each unit draws its first delay (1-2 s) and its cap (50-70 s) once: after a broker
-    restart, a fleet's reconnects spread out instead of arriving together.
-    """
-
-    first: float
-    cap: float
-    current: float = 0.0
-
-    @classmethod
-    def for_this_unit(cls) -> Backoff:
-        return cls(first=1 + random.random(), cap=50 + int(random.random() * 20))
-
-    def next_delay(self) -> float:
-        self.current = self.first if not self.current else min(self.cap, self.current * 2)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
-
-
-def new_client(broker: BrokerConfig, client_id: str,
-               client_factory: Callable[..., Any] | None = None,
-               backoff: Backoff | None = None) -> Any:
-    """A paho client set up from the config: MQTT 5, TLS, credentials, jittered backoff."""
-    import paho.mqtt.client as mqtt
-
-    factory = client_factory or mqtt.Client
-    client = factory(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                     protocol=mqtt.MQTTv5)
-    backoff = backoff or Backoff.for_this_unit()
-    # For clients on paho's own loop thread (pairing, the shell); MqttLink keeps its own.
-    client.reconnect_delay_set(min_delay=backoff.first,  # type: ignore[arg-type]
-                               max_delay=backoff.cap)
-    client.max_queued_messages_set(1000)
-    if broker.username:
-        client.username_pw_set(broker.username, read_password(broker))
-    if broker.tls:
-        try:
-            client.tls_set(ca_certs=broker.ca_file or None, certfile=broker.client_cert or None,
-                           keyfile=broker.client_key or None, cert_reqs=ssl.CERT_REQUIRED)
-        except (OSError, ssl.SSLError) as error:
-            raise LinkError(
-                f"cannot set up TLS for the broker ({error}); fix: check broker.ca_file, "
-                "broker.client_cert and broker.client_key") from None
-    return client
-
-
-def set_nodelay(client: Any) -> None:
-    """Nagle's algorithm held each small message back ~40 ms on loopback: switch it off."""
-    sock = client.socket()
-    if sock is not None:
-        with contextlib.suppress(OSError):  # not TCP (a websocket wrapper): nothing to tune
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def read_password(broker: BrokerConfig) -> str:
-    """The broker password from ``broker.password_file`` (never from the config itself)."""
-    if not broker.password_file:
-        return ""
-    path = Path(broker.password_file).expanduser()
-    try:
-        return path.read_text().strip()
-    except OSError as error:
-        raise LinkError(f"cannot read broker.password_file {path} ({error.strerror}); fix: "
-                        "make it readable for the service user") from None
 
 
 class MqttLink:

@@ -158,7 +158,7 @@ def forget_from_shell(config: Config, *, out: TextIO,
 def _tell_partner(config: Config, pair: Pair, client_factory: Callable[..., Any] | None,
                   timeout: float) -> bool:
     from micromance import protocol
-    from micromance.link.mqtt import new_client
+    from micromance.link.client import new_client
 
     store = Store.open(config.state_dir)
     try:

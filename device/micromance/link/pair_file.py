@@ -42,10 +42,11 @@ def load_pair(state_dir: Path) -> Pair | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise StoreError(f"{path} is unreadable or damaged ({type(error).__name__}); fix: pair "
-                         "again (micromance pair --forget, then micromance pair)") from None
+        raise StoreError(
+            f"{path} is unreadable or damaged ({type(error).__name__})",
+            fix="pair again (micromance pair --forget, then micromance pair)") from None
     if len(pair.key) != 32:
-        raise StoreError(f"{path} holds a key of the wrong size; fix: pair again")
+        raise StoreError(f"{path} holds a key of the wrong size", fix="pair again")
     return pair
 
 
@@ -108,8 +109,8 @@ def pair_locally(dir_a: Path, dir_b: Path) -> tuple[Pair, Pair]:
         finally:
             store.close()
     if ids[0] == ids[1]:
-        raise StoreError(f"{dir_a} and {dir_b} are the same unit; fix: give each its own "
-                         "state directory")
+        raise StoreError(f"{dir_a} and {dir_b} are the same unit",
+                         fix="give each its own state directory")
     pair_id, key = new_pair_id(), new_key()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     pair_a = Pair(pair_id, key, ids[0], ids[1], created)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 from collections.abc import Callable
 from typing import Any
 
 from micromance.config import BrokerConfig
-from micromance.link.mqtt import new_client, set_nodelay
+from micromance.core import events as ev
+from micromance.link.client import new_client, set_nodelay
+from micromance.protocol.pairing import ENTROPY_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +61,14 @@ class Rendezvous:
         """Disconnect once the last payload (often a ``cancel``) reached the broker.
 
         paho's network thread writes what is queued; stopping it at once could drop the
-        last message and leave the other unit waiting minutes for an answer.
+        last message and leave the other unit waiting minutes for an answer. With
+        ``timeout=0`` nothing blocks (the unit's loop): paho's thread writes what is queued,
+        the DISCONNECT last, and then ends by itself.
         """
         last = self._last_publish
+        if not timeout:
+            self._client.disconnect()
+            return
         if last is not None and self._client.is_connected():
             with contextlib.suppress(RuntimeError, ValueError):  # lost meanwhile: no wait
                 last.wait_for_publish(timeout)
@@ -74,3 +82,38 @@ class Rendezvous:
             return
         set_nodelay(client)
         client.subscribe(self.topic, qos=1)
+
+
+class PairingRoom:
+    """The rendezvous as a unit uses it: opened by ``StartPairing``, closed by ``StopPairing``.
+
+    Lives as long as the unit; each attempt gets a fresh connection and fresh randomness
+    (``PairingBegin``), and every payload from the room becomes a ``PairingMessage``.
+    """
+
+    def __init__(self, broker: BrokerConfig, device_id: str, post: Callable[..., None], *,
+                 client_factory: Callable[..., Any] | None = None) -> None:
+        self._broker = broker
+        self._device_id = device_id
+        self._post = post
+        self._client_factory = client_factory
+        self._rendezvous: Rendezvous | None = None
+
+    def open(self) -> None:
+        self.close()
+        self._rendezvous = Rendezvous(
+            self._broker, self._device_id, self._broker.room,
+            lambda payload: self._post(ev.PairingMessage, payload=payload),
+            client_factory=self._client_factory)
+        self._rendezvous.start()
+        self._post(ev.PairingBegin, entropy=os.urandom(ENTROPY_BYTES))
+
+    def publish(self, payload: bytes) -> None:
+        if self._rendezvous is not None:
+            self._rendezvous.publish(payload)
+
+    def close(self) -> None:
+        """Leave the room without blocking the loop (see ``Rendezvous.stop``)."""
+        if self._rendezvous is not None:
+            self._rendezvous.stop(timeout=0)
+            self._rendezvous = None

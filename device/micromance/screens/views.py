@@ -12,7 +12,7 @@ from enum import Enum
 
 
 class Practice(Enum):
-    """The seven practices of micro-mancing (see MICROMANCING.md); value = config key."""
+    """The seven practices of micro-mancing (see docs/prompts.md); value = config key."""
 
     PRESENT = "present"
     REINFORCE = "reinforce"

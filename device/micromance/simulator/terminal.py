@@ -114,8 +114,8 @@ class Simulation:
         """Both linked and nothing left to deliver on either side."""
         from micromance.core.events import LinkState
 
-        return all(unit.state is not None and unit.state.link is LinkState.CONNECTED
-                   and unit.state.outbox == 0 for unit in self.units)
+        return all(unit.state is not None and unit.state.partner.link is LinkState.CONNECTED
+                   and unit.state.partner.outbox == 0 for unit in self.units)
 
     # --- drawing --------------------------------------------------------------------------
 
@@ -134,7 +134,7 @@ class Simulation:
             state = unit.state
             light = "♥ light pulsing" if unit.panel and \
                 unit.panel.light_mode is LightMode.PULSE else "  light off"
-            link = state.link.value if state else "starting"
+            link = state.partner.link.value if state else "starting"
             title = f" {NAMES[index]} · {link} "
             keys = KEYMAPS[index]
             legend = "  ".join(f"{k}:{_KEY_WORDS[g]}" for k, g in keys.items())
@@ -204,7 +204,7 @@ def _settle(simulation: Simulation) -> None:
     def check(stepping: Runtime | None = None) -> None:
         """``stepping``: the unit whose observer calls, at the end of its (finished) step."""
         units = simulation.units
-        idle = (all(unit.events.empty() for unit in units)  # first the queues, then the steps
+        idle = (all(unit.loop.events.empty() for unit in units)  # first the queues, then the steps
                 and not any(unit.busy for unit in units if unit is not stepping))
         if idle and simulation.settled():
             done.set()

@@ -1,0 +1,179 @@
+"""The unit's state: one immutable value, grouped into small records, and the facts derived
+from it that both the transitions (``machine``) and the screen (``view``) need.
+
+Nothing here changes anything: ``machine.step`` makes new states with ``replace``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from micromance.core.buttons import Buttons
+from micromance.core.commands import LightMode, LiveFacts
+from micromance.core.counters import Counters
+from micromance.core.events import LinkState
+from micromance.core.prompts import Prompt, ShuffleBag
+from micromance.core.quiet import QuietHours
+from micromance.protocol import ReplayWindow, pairing
+from micromance.screens import views as v
+
+SENT_SECONDS = 4.0          # how long "Sent ♥" / "Seen ✓" stays up
+DONE_SECONDS = 4.0
+PAIRING_RESULT_SECONDS = 6.0
+FLASH_SECONDS = 0.15        # the light's "press taken" blink (the loop turns it off)
+FRAME_SECONDS = 0.12        # heart animation: about 8 frames a second, then still
+PEEK_SECONDS = 30.0         # a button during quiet hours lights the screen this long
+PAGE_SECONDS = 30.0         # long prompts turn a page this often, on the half minute
+REDELIVER_FIRST = 20.0      # unacknowledged messages go out again after this long...
+REDELIVER_MAX = 900.0       # ...doubling each time up to this
+SHIFT_SECONDS = 60.0        # OLED care: move the picture once a minute
+#: Pixel-shift path: a small loop around the centre, one step a minute.
+SHIFTS = ((0, 0), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the core needs from the config, in core terms."""
+
+    name: str = "Sam"
+    quiet: QuietHours = field(default_factory=lambda: QuietHours.parse("22:30", "07:00"))
+    contrast: int = 200
+    dim_contrast: int = 8
+    dim_after: float = 600.0
+    pixel_shift: bool = True
+    received_timeout: float = 7200.0
+    library: tuple[Prompt, ...] = ()
+    shuffle_seed: int = 0       # per unit, so two partners do not see the same order
+    device_id: str = "0000000000000000"
+
+
+class Mode(Enum):
+    """What the screen is busy with; HOME is the resting state every other mode returns to."""
+
+    HOME = "home"
+    SENT = "sent"
+    RECEIVED = "received"
+    DONE = "done"
+    PAIRING = "pairing"
+
+
+@dataclass(frozen=True)
+class Screen:
+    """The person's side: which mode shows since when, and the moments that light things."""
+
+    mode: Mode = Mode.HOME
+    since: float = 0.0                 # when the mode began (animations count from here)
+    until: float | None = None         # when it falls back (None: until something happens)
+    seen: bool = False                 # the Sent screen says "Seen ✓"
+    problem: v.ProblemView | None = None   # a notice on the home screen until the next press
+    last_activity: float = 0.0         # the panel dims this long after it
+    peek_until: float | None = None    # a press in quiet hours lights the screen until then
+    flash_until: float | None = None   # the light's "press taken" blink
+    pending_since: float | None = None  # a thank-you waits: the light pulses from then on
+    was_quiet: bool = False            # inside quiet hours at the last step
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """The prompt on screen and where the shuffle bag stands."""
+
+    prompt: Prompt | None = None
+    page_origin: int = 0               # the half minute the prompt appeared (page 0)
+    focus: bool = False                # the morning "focus of the day"
+    bag: ShuffleBag = field(default_factory=lambda: ShuffleBag.fresh((), 0))
+    draws: int = 0                     # seeds the shuffle, so rotation is reproducible
+    change_due: float | None = None    # a calendar change waits for the next half minute...
+    change_focus: bool = False         # ...and is the morning focus
+
+
+@dataclass(frozen=True)
+class Partner:
+    """What this unit knows of its partner and of the link to it."""
+
+    paired: bool = False
+    link: LinkState = LinkState.OFFLINE
+    online: bool | None = None         # None: not heard of since start (or since pairing)
+    outbox: int = 0                    # our messages still waiting for the partner's ack
+    window: ReplayWindow = field(default_factory=ReplayWindow)
+    redeliver_at: float | None = None
+    redeliver_backoff: float = REDELIVER_FIRST
+    rejected: int = 0
+    rejected_reasons: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What the adapters were last told, so only changes are sent."""
+
+    frame: v.Frame | None = None
+    light: LightMode | None = None
+    contrast: int | None = None
+    panel_on: bool | None = None
+    live: LiveFacts | None = None
+
+
+@dataclass(frozen=True)
+class State:
+    settings: Settings
+    at: float                          # the injected clock's monotonic reading
+    wall: datetime                     # ...and its aware local time
+    counters: Counters = field(default_factory=Counters)
+    buttons: Buttons = field(default_factory=Buttons)
+    screen: Screen = Screen()
+    rotation: Rotation = field(default_factory=Rotation)
+    partner: Partner = field(default_factory=Partner)
+    session: pairing.Session | None = None   # a pairing attempt in progress
+    outputs: Outputs = Outputs()
+
+    @property
+    def pending(self) -> int:
+        return self.counters.pending
+
+    @property
+    def sender(self) -> str:
+        return self.counters.partner_name
+
+
+# --- facts derived from the state ---------------------------------------------------------
+
+
+def is_night(state: State) -> bool:
+    """Inside quiet hours: the light never flashes, whatever happens."""
+    return state.settings.quiet.contains(state.wall)
+
+
+def is_quiet(state: State) -> bool:
+    """Quiet and nobody peeking: the screen stays dark or minimal."""
+    return is_night(state) and state.screen.peek_until is None
+
+
+def is_pulsing(state: State) -> bool:
+    """A thank-you waits and its light has not timed out."""
+    since = state.screen.pending_since
+    return (state.pending > 0 and since is not None
+            and state.at < since + state.settings.received_timeout)
+
+
+def is_flashing(state: State) -> bool:
+    until = state.screen.flash_until
+    return until is not None and state.at < until
+
+
+def is_bright(state: State) -> bool:
+    return state.at < state.screen.last_activity + state.settings.dim_after
+
+
+def panel_on(state: State) -> bool:
+    return not is_quiet(state) or state.pending > 0
+
+
+def half_minutes(wall: datetime) -> int:
+    return int(wall.timestamp() // PAGE_SECONDS)
+
+
+def animation_frame(state: State) -> int:
+    elapsed = max(0.0, state.at - state.screen.since)
+    # The epsilon absorbs float error, so waking at a frame's deadline shows that frame.
+    return min(int(elapsed / FRAME_SECONDS + 1e-6), v.RECEIVED_FRAMES - 1)

@@ -1,0 +1,96 @@
+"""What the screen should show now: the state turned into one view model, pure.
+
+``screens`` decides how a view looks; this decides which view, from the state alone.
+"""
+
+from __future__ import annotations
+
+from micromance.core.events import LinkState
+from micromance.core.state import (
+    SHIFT_SECONDS,
+    SHIFTS,
+    Mode,
+    State,
+    animation_frame,
+    half_minutes,
+    is_quiet,
+)
+from micromance.protocol import pairing
+from micromance.protocol.pairing import Phase as PairPhase
+from micromance.screens import views as v
+
+
+def view_of(state: State) -> v.View:
+    """The view for the state's mode (quiet hours and pairing first)."""
+    mode = state.screen.mode
+    if is_quiet(state):
+        return v.QuietView(pending=state.pending)
+    if mode is Mode.PAIRING:
+        return _pairing_view(state.session)
+    if state.screen.problem is not None and mode is Mode.HOME:
+        return state.screen.problem
+    if mode is Mode.SENT:
+        return v.SentView(seen=state.screen.seen, queued=not state.screen.seen
+                          and link_mark(state) is not v.LinkMark.OK)
+    if mode is Mode.DONE:
+        return v.DoneView(streak=state.counters.streak_on(state.wall.date()))
+    if mode is Mode.RECEIVED:
+        return v.ReceivedView(sender=state.sender or "your partner",
+                              frame=animation_frame(state), count=state.pending)
+    return _home(state)
+
+
+def shift_of(state: State) -> tuple[int, int]:
+    """The OLED-care pixel shift: one step of a small loop a minute (none in quiet hours)."""
+    if not state.settings.pixel_shift or is_quiet(state):
+        return (0, 0)
+    return SHIFTS[int(state.wall.timestamp() // SHIFT_SECONDS) % len(SHIFTS)]
+
+
+def link_mark(state: State) -> v.LinkMark:
+    partner = state.partner
+    if not partner.paired:
+        return v.LinkMark.NOT_PAIRED
+    if partner.link is not LinkState.CONNECTED:
+        return v.LinkMark.BROKER_UNREACHABLE
+    if partner.online is False:
+        return v.LinkMark.PARTNER_OFFLINE
+    return v.LinkMark.OK
+
+
+_PAIRING_VIEWS = {
+    PairPhase.SEARCHING: v.PairingPhase.SEARCHING,
+    PairPhase.EXCHANGING: v.PairingPhase.SEARCHING,
+    PairPhase.CODE: v.PairingPhase.CODE,
+    PairPhase.WAITING: v.PairingPhase.WAITING,
+    PairPhase.CONFIRMED: v.PairingPhase.CONFIRMED,
+    PairPhase.FAILED: v.PairingPhase.FAILED,
+    PairPhase.TIMED_OUT: v.PairingPhase.TIMED_OUT,
+    PairPhase.CANCELLED: v.PairingPhase.CANCELLED,
+}
+
+
+def _pairing_view(session: pairing.Session | None) -> v.PairingView:
+    if session is None:
+        return v.PairingView(v.PairingPhase.SEARCHING)
+    phase = _PAIRING_VIEWS[session.phase]
+    code = session.code if phase in (v.PairingPhase.CODE, v.PairingPhase.WAITING) else ""
+    detail = session.detail if phase is v.PairingPhase.FAILED else ""
+    return v.PairingView(phase, code, detail)
+
+
+def _home(state: State) -> v.View:
+    prompt = state.rotation.prompt
+    if prompt is None:
+        return v.ProblemView("No prompts", "check prompts.extra_file")
+    counters, today = state.counters, state.wall.date()
+    return v.HomeView(
+        prompt=prompt.text,
+        practice=prompt.practice,
+        today=counters.today_on(today),
+        total=counters.sent_total + counters.received_total,
+        link=link_mark(state),
+        page=max(0, half_minutes(state.wall) - state.rotation.page_origin),
+        focus=state.rotation.focus,
+        pending=state.pending,
+    )

@@ -1,0 +1,149 @@
+"""Carrying out the core's commands, in the order that keeps every promise.
+
+The ordering rule of one step (``Executor.carry_out``):
+
+1. The partner's light is the moment this device exists for. When the step sends no news of
+   its own (a thank-you arrived), the light goes first, before the commit, the ack and the
+   frame. Nothing is lost: the ack that lets the partner forget the message waits for the
+   commit, so a crash in between means a redelivery (and the light again).
+2. Every durable command of the step is carried out in one transaction: one commit per step.
+   What they publish (news, acks, the retained state) goes out once that commit is on the
+   disk, in the order it was asked for.
+3. Then everything else: the frame, the contrast, a light that follows news (a press lights
+   after its thank-you was published), pairing traffic, the live facts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, assert_never
+
+from micromance.config import Config
+from micromance.core import commands as cmd
+from micromance.core.commands import Command
+from micromance.link.courier import Courier
+from micromance.link.pair_file import Pair
+from micromance.link.rendezvous import PairingRoom
+from micromance.protocol import MessageType
+from micromance.screens.views import Frame
+from micromance.status import LiveFactsFile
+from micromance.store import Store
+
+log = logging.getLogger("micromance")
+
+
+class Executor:
+    """The adapters of one running unit, driven by the core's commands."""
+
+    def __init__(self, config: Config, *, store: Store, display: Any, panel: Any,
+                 courier: Courier, room: PairingRoom, live: LiveFactsFile, device_id: str,
+                 observers: Sequence[Callable[[Command], None]] = ()) -> None:
+        self._config = config
+        self._store = store
+        self._display = display
+        self._panel = panel
+        self._courier = courier
+        self._room = room
+        self._live = live
+        self._device_id = device_id
+        self._observers = observers
+        self._last_image: bytes | None = None
+
+    def carry_out(self, commands: list[Command], wall: datetime) -> None:
+        """One step's commands, ordered as the module says; ``wall`` is the step's time."""
+        sends_news = any(isinstance(c, cmd.News) for c in commands)
+        early = [] if sends_news else [c for c in commands if isinstance(c, cmd.SetLight)]
+        for command in early:
+            self._do(command, wall)
+        durable = [c for c in commands if isinstance(c, cmd.Durable)]
+        if durable:
+            with self._store.transaction():  # publishing runs once this has committed
+                for command in durable:
+                    self._do(command, wall)
+        for command in commands:
+            if not isinstance(command, cmd.Durable) and command not in early:
+                self._do(command, wall)
+        for command in commands:
+            for observer in self._observers:
+                observer(command)
+
+    def _do(self, command: Command, wall: datetime) -> None:
+        courier, store = self._courier, self._store
+        match command:
+            case cmd.ShowFrame(frame=frame):
+                self.show(frame)
+            case cmd.SetContrast(level=level):
+                self._display.set_contrast(level)
+            case cmd.SetPanelPower(on=on):
+                self._display.wake() if on else self._display.sleep()
+            case cmd.SetLight(mode=mode):
+                self._panel.set_light(mode)
+            case cmd.ReportLiveFacts(facts=facts):
+                self._live.report(facts)
+            case cmd.SaveCounters(counters=counters):
+                store.save_counters(counters, courier.pair_id)
+            case cmd.SaveRotation(bag_json=bag, prompt_id=prompt_id, draws=draws):
+                store.save_rotation(bag, prompt_id, draws)
+            case cmd.SaveWindow(window_json=window):
+                courier.save_window(window)
+            case cmd.SendThanks(total=total):
+                store.log_event(_when(wall), "sent", f"#{total}")
+                courier.send_reliably(MessageType.THANKS, wall, sent_total=total)
+                log.info("thank-you #%d sent%s", total,
+                         "" if courier.pair else " (not paired yet: counted here only)")
+            case cmd.SendSeen(sent_total=sent_total):
+                store.log_event(_when(wall), "seen")
+                courier.send_reliably(MessageType.SEEN, wall, sent_total=sent_total)
+                log.info("partner's thank-you acknowledged")
+            case cmd.SendDone(streak=streak, sent_total=sent_total):
+                store.log_event(_when(wall), "done", f"streak {streak}")
+                courier.send_reliably(MessageType.DONE, wall, sent_total=sent_total,
+                                      streak=streak)
+                log.info("today's gesture marked done (streak %d)", streak)
+            case cmd.SendAck(seqs=seqs, sent_total=sent_total):
+                courier.send_once(MessageType.ACK, wall, sent_total=sent_total,
+                                  seqs=tuple(seqs))
+            case cmd.PublishState(sent_total=sent_total, streak=streak):
+                courier.send_once(MessageType.STATE, wall, sent_total=sent_total,
+                                  streak=streak, retained=True)
+            case cmd.DropFromOutbox(seqs=seqs):
+                courier.delivered(seqs)
+            case cmd.Redeliver():
+                courier.redeliver()
+            case cmd.NoteRejected(reason=reason, first=first):
+                if first:
+                    log.warning("dropped a message that failed checks (%s); further ones are "
+                                "counted in status, not logged", reason)
+            case cmd.StartPairing():
+                self._room.open()
+            case cmd.PublishPairing(payload=payload):
+                self._room.publish(payload)
+            case cmd.StopPairing():
+                self._room.close()
+            case cmd.SavePair(result=result):
+                courier.switch(Pair(result.pair_id, result.key, self._device_id,
+                                    result.partner_id))
+            case cmd.ForgetPair():
+                log.info("the partner unpaired the units: forgetting the pair")
+                courier.switch(None)
+            case _:
+                assert_never(command)
+
+    def show(self, frame: Frame) -> None:
+        """Push a frame, unless the panel already shows these very pixels."""
+        from PIL import Image
+
+        from micromance.screens.render import render_packed
+
+        width, height = self._display.size
+        raw = render_packed(frame, width, height)
+        if raw == self._last_image:
+            return  # same pixels (e.g. a page turn of a one-page prompt): spare the panel
+        self._last_image = raw
+        self._display.show(Image.frombytes("1", (max(1, width), max(1, height)), raw))
+
+
+def _when(wall: datetime) -> str:
+    return wall.isoformat(timespec="seconds")
