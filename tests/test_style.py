@@ -1,4 +1,4 @@
-"""The code style checks are part of the suite: ruff for Python, shellcheck for shell."""
+"""The code checks are part of the suite: ruff and mypy for Python, shellcheck for shell."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_ruff_is_clean():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_types_check():
+    """mypy as pyproject.toml sets it: strict on core/, protocol/ and screens/."""
+    result = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -695,7 +695,7 @@ def _run_command(argv: list[str]) -> str | None:
 
 def _resolve(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _tcp_connect(address: str, port: int, timeout: float) -> None:

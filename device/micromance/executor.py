@@ -55,13 +55,13 @@ class Executor:
         """One step's commands, ordered as the module says; ``wall`` is the step's time."""
         sends_news = any(isinstance(c, cmd.News) for c in commands)
         early = [] if sends_news else [c for c in commands if isinstance(c, cmd.SetLight)]
-        for command in early:
-            self._do(command, wall)
+        for light in early:
+            self._do(light, wall)
         durable = [c for c in commands if isinstance(c, cmd.Durable)]
         if durable:
             with self._store.transaction():  # publishing runs once this has committed
-                for command in durable:
-                    self._do(command, wall)
+                for write in durable:
+                    self._do(write, wall)
         for command in commands:
             if not isinstance(command, cmd.Durable) and command not in early:
                 self._do(command, wall)

@@ -74,7 +74,8 @@ class Display:
     @property
     def size(self) -> tuple[int, int]:
         """The frame size ``show`` accepts (width and height swapped for rotate 1 and 3)."""
-        return tuple(self._device.size)
+        width, height = self._device.size
+        return (width, height)
 
     @property
     def description(self) -> str:
@@ -180,9 +181,9 @@ class _FailureTranslator:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
         if error is None or not _is_hardware_failure(error):
-            return False
+            return  # not ours to translate: it goes on as it is
         raise HardwareError(
             f"{self._description} failed while {self._action} ({_one_line(error)}): check "
             "its wiring and power, then restart micromance"
@@ -540,9 +541,9 @@ class TerminalDevice:
             raise ValueError(f"contrast {level} is out of range 0-255")
         was_dim = self.level < self.DIM_BELOW
         self.level = level
-        redraw = self._interactive and not self.hidden and self._panel is not None
-        if redraw and was_dim != (level < self.DIM_BELOW):
-            self._draw(self._panel)
+        panel = self._panel if self._interactive and not self.hidden else None
+        if panel is not None and was_dim != (level < self.DIM_BELOW):
+            self._draw(panel)
 
     def hide(self) -> None:
         """The panel goes dark: draw it blank (the last frame is kept for ``show``)."""

@@ -86,7 +86,7 @@ def new_client(broker: BrokerConfig, client_id: str,
     backoff = backoff or Backoff.for_this_unit()
     # For clients on paho's own loop thread (pairing, the shell); MqttLink keeps its own.
     client.reconnect_delay_set(min_delay=backoff.first,  # type: ignore[arg-type]
-                               max_delay=backoff.cap)
+                               max_delay=int(backoff.cap))
     client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
     if broker.username:
         client.username_pw_set(broker.username, read_password(broker))

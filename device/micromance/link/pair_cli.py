@@ -168,7 +168,7 @@ def _tell_partner(config: Config, pair: Pair, client_factory: Callable[..., Any]
         store.close()
     from datetime import datetime
 
-    message = protocol.Message(type="unpair", sender=pair.device_id, seq=seq,
+    message = protocol.Message(type=protocol.MessageType.UNPAIR, sender=pair.device_id, seq=seq,
                                time=datetime.now().astimezone().isoformat(timespec="seconds"),
                                name=config.device.name, sent_total=totals.sent_total)
     topics = protocol.Topics(pair.pair_id, pair.device_id)

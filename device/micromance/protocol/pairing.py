@@ -25,6 +25,7 @@ import hmac
 import json
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -190,10 +191,10 @@ def _on_hello(session: Session, sender: str, at: float) -> Step:
     return replace(session, resend_at=at + RESEND_EVERY, last_sent=commit), [commit]
 
 
-def _on_commit(session: Session, message: dict, at: float) -> Step:
+def _on_commit(session: Session, message: dict[str, Any], at: float) -> Step:
     committed = _hex(message.get("c"), _HEX32)
     sid = message.get("s")
-    if committed is None or not _is_hex(sid, 8):
+    if committed is None or not isinstance(sid, str) or not _is_hex(sid, 8):
         return session, []
     session = replace(session, peer=message["from"], session=sid, commitment=committed,
                       phase=Phase.EXCHANGING, deadline=at + STEP_SECONDS)
@@ -201,13 +202,13 @@ def _on_commit(session: Session, message: dict, at: float) -> Step:
     return replace(session, resend_at=at + RESEND_EVERY, last_sent=key), [key]
 
 
-def _peer_values(message: dict) -> tuple[bytes, bytes] | None:
+def _peer_values(message: dict[str, Any]) -> tuple[bytes, bytes] | None:
     """The public key and nonce a ``key`` or ``reveal`` message carries, if well formed."""
     key, nonce = _hex(message.get("pk"), _HEX32), _hex(message.get("n"), _HEX16)
     return (key, nonce) if key is not None and nonce is not None else None
 
 
-def _on_key(session: Session, message: dict, at: float) -> Step:
+def _on_key(session: Session, message: dict[str, Any], at: float) -> Step:
     values = _peer_values(message) if session.initiator else None
     if values is None:
         return session, []
@@ -222,7 +223,7 @@ def _on_key(session: Session, message: dict, at: float) -> Step:
     return replace(session, resend_at=None, last_sent=reveal), [reveal]
 
 
-def _on_reveal(session: Session, message: dict, at: float) -> Step:
+def _on_reveal(session: Session, message: dict[str, Any], at: float) -> Step:
     values = None if session.initiator else _peer_values(message)
     if values is None:
         return session, []
@@ -237,7 +238,7 @@ def _on_reveal(session: Session, message: dict, at: float) -> Step:
     return replace(_show_code(session, at), resend_at=None), []
 
 
-def _on_confirm(session: Session, message: dict, at: float) -> Step:
+def _on_confirm(session: Session, message: dict[str, Any], at: float) -> Step:
     if session.phase not in (Phase.CODE, Phase.WAITING):
         return session, []
     mac = _hex(message.get("mac"), _HEX32)
@@ -249,7 +250,7 @@ def _on_confirm(session: Session, message: dict, at: float) -> Step:
     return _maybe_done(replace(session, confirmed_there=True)), []
 
 
-def _after_the_end(session: Session, message: dict) -> list[bytes]:
+def _after_the_end(session: Session, message: dict[str, Any]) -> list[bytes]:
     """Paired here, but the other unit may lack our confirmation: it keeps sending its own."""
     if (session.phase is Phase.CONFIRMED and message["t"] == "confirm"
             and message["from"] == session.peer and message.get("s") == session.session):
@@ -257,11 +258,11 @@ def _after_the_end(session: Session, message: dict) -> list[bytes]:
     return []
 
 
-def _on_cancel(session: Session, message: dict, at: float) -> Step:
+def _on_cancel(session: Session, message: dict[str, Any], at: float) -> Step:
     return _finish(session, Phase.FAILED, "cancelled on the other unit"), []
 
 
-def _on_repeat(session: Session, message: dict, at: float) -> Step:
+def _on_repeat(session: Session, message: dict[str, Any], at: float) -> Step:
     """The initiator's commit again (our key was lost): answer it again, if it is the same."""
     if session.initiator or session.phase is not Phase.EXCHANGING:
         return session, []
@@ -363,7 +364,7 @@ def _message(session: Session, kind: str, **fields: str) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _parse(payload: bytes) -> dict | None:
+def _parse(payload: bytes) -> dict[str, Any] | None:
     if not isinstance(payload, bytes | bytearray) or len(payload) > MAX_PAYLOAD_BYTES:
         return None
     try:

@@ -105,7 +105,7 @@ def _descent(line: str, fnt: FreeTypeFont) -> int:
     """How far ``line`` reaches below the baseline (0 without descenders)."""
     _, baseline, _ = text.metrics(fnt)
     mode = text.render_mode(fnt)
-    bottom = max((fnt.getbbox(w, mode=mode)[3] for w in line.split()), default=baseline)
+    bottom = max((int(fnt.getbbox(w, mode=mode)[3]) for w in line.split()), default=baseline)
     return max(0, bottom - baseline)
 
 
@@ -113,7 +113,7 @@ def _ascent(line: str, fnt: FreeTypeFont) -> int:
     """How far ``line`` reaches above the top of the capitals."""
     cap_top = text.metrics(fnt)[0]
     mode = text.render_mode(fnt)
-    top = min((fnt.getbbox(w, mode=mode)[1] for w in line.split()), default=cap_top)
+    top = min((int(fnt.getbbox(w, mode=mode)[1]) for w in line.split()), default=cap_top)
     return max(0, cap_top - top)
 
 

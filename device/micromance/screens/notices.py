@@ -146,6 +146,7 @@ def headline(c: Canvas, head: str, detail: str, warning: bool) -> None:
     The headline shrinks before the detail loses words; only when even the smallest
     headline leaves too little room is the detail cut, and the cut is marked with "...".
     """
+    gaps: tuple[int, ...]
     if c.compact:
         sizes, head_lines, detail_font, gaps = (TITLE_COMPACT, 13, SMALL), 1, font(TINY), (3, 1)
     else:

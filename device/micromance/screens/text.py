@@ -71,7 +71,7 @@ def metrics(fnt: FreeTypeFont) -> tuple[int, int, int]:
     mode = render_mode(fnt)
     _, cap_top, _, baseline = fnt.getbbox("H", mode=mode)
     _, _, _, bottom = fnt.getbbox("gjpqy", mode=mode)
-    return cap_top, baseline, bottom
+    return int(cap_top), int(baseline), int(bottom)  # whole pixels (Pillow types say float)
 
 
 @functools.lru_cache(maxsize=64)
@@ -79,7 +79,7 @@ def ascent(fnt: FreeTypeFont) -> int:
     """How far the tallest ASCII glyphs (``f``, brackets, ``|``) rise above the capitals."""
     mode = render_mode(fnt)
     cap_top = metrics(fnt)[0]
-    return max(0, cap_top - min(fnt.getbbox(ch, mode=mode)[1] for ch in _ASCII))
+    return max(0, cap_top - min(int(fnt.getbbox(ch, mode=mode)[1]) for ch in _ASCII))
 
 
 _ASCII = "".join(chr(c) for c in range(33, 127))
@@ -156,7 +156,7 @@ def _word_width(word: str, fnt: FreeTypeFont) -> int:
         return 0
     # The ink can reach past the advance, or start left of the pen; count both.
     mode = render_mode(fnt)
-    left, _, right, _ = fnt.getbbox(word, mode=mode)
+    left, _, right, _ = (int(edge) for edge in fnt.getbbox(word, mode=mode))
     return max(round(fnt.getlength(word, mode=mode)), right + is_bold(fnt)) - min(left, 0)
 
 
@@ -182,7 +182,7 @@ def word_mask(word: str, fnt: FreeTypeFont) -> tuple[Image, int, int]:
     from PIL import Image, ImageDraw
 
     mode = render_mode(fnt)
-    left, top, right, bottom = fnt.getbbox(word, mode=mode)
+    left, top, right, bottom = (int(edge) for edge in fnt.getbbox(word, mode=mode))
     size = (max(1, right - left), max(1, bottom - top))
     if mode == "1":
         mask = Image.new("1", size)

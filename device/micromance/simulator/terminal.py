@@ -12,7 +12,7 @@ import queue
 import shutil
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -209,8 +209,11 @@ def _settle(simulation: Simulation) -> None:
         if idle and simulation.settled():
             done.set()
 
+    def observer(unit: Runtime) -> Callable[[cmd.Command], None]:
+        return lambda _command: check(unit)
+
     for unit in simulation.units:
-        unit.observers.append(lambda _command, unit=unit: check(unit))
+        unit.observers.append(observer(unit))
     check()
     done.wait(SETTLE_SECONDS)
 
