@@ -30,6 +30,7 @@ FIGURES = {
                 "importtime_version_command.total_ms",
                 "importtime_run_until_first_frame.total_ms"),
     "disk": ("idle_write_bytes", "idle_wchar", "per_press_write_bytes", "per_press_wchar"),
+    "replay": ("bytes_per_replay", "reacks", "replays"),
     "display": ("frames_per_idle_minute", "render_p50_ms",
                 "simulated_day.busiest_minute_frames", "render.render.p99_ms"),
     "scale": ("latency.p99_ms", "lost", "presses", "clients"),

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,7 @@ def test_run_stdin_thanks_then_eof_exits_0_and_leaves_a_frame(config, tmp_path):
     result = micromance("run", "--config", str(config), "--input", "stdin", stdin="t\n",
                         env=MOCK_PINS)
     assert result.returncode == 0, result.stderr
-    assert "thank-you #1 sent" in result.stderr
+    assert "thank-you #1 counted here" in result.stderr  # not paired: nothing was sent
     frame = tmp_path / "state" / "screen.png"
     from PIL import Image
 
@@ -71,7 +72,7 @@ def test_every_stdin_key_is_understood(config):
     result = micromance("run", "--config", str(config), "--input", "stdin",
                         stdin="t\nn\nT\nN\np\nn\nx\n", env=MOCK_PINS)
     assert result.returncode == 0, result.stderr
-    assert "thank-you #2 sent" in result.stderr       # t and T
+    assert "thank-you #2 counted here" in result.stderr  # t and T
     assert "marked done" in result.stderr             # N
     assert "pairing: looking for the other unit" in result.stderr  # p
     assert "ignored keys 'x'" in result.stderr
@@ -136,3 +137,80 @@ def test_preview_writes_every_screen(tmp_path, config):
     assert any(n.endswith("-128x32.png") for n in names)
     assert {n.split("-128x")[0] for n in names} >= {"home-short", "sent", "received-first"} or \
         len(names) >= 20
+
+
+# --- a damaged or lost database (issue "Hardening", item 5) -----------------------------------
+
+
+def damaged_state(config: Path, where: str) -> Path:
+    """Run the unit once (a database with a press in it), then damage it."""
+    assert micromance("run", "--config", str(config), "--input", "stdin", stdin="t\n",
+                      env=MOCK_PINS).returncode == 0
+    path = config.parent / "state" / "state.db"
+    with path.open("r+b") as handle:
+        handle.seek(0 if where == "header" else 2 * 1024)  # page 1, or page 3 (inside)
+        handle.write(b"\xa5" * 1024)
+    return path
+
+
+@pytest.mark.parametrize("where", ["header", "inside"])
+def test_status_on_a_damaged_database_is_one_line_naming_repair(config, where):
+    damaged_state(config, where)
+    for args in ((), ("--json",)):
+        line = assert_one_line_error(micromance("status", "--config", str(config), *args), 73)
+        assert "damaged" in line and "micromance repair" in line
+        assert "writable" not in line and "disk" not in line
+
+
+@pytest.mark.parametrize("where", ["header", "inside"])
+def test_the_daemon_repairs_a_damaged_database_by_itself_and_runs(config, where):
+    path = damaged_state(config, where)
+    result = micromance("run", "--config", str(config), "--input", "stdin", stdin="t\n",
+                        env=MOCK_PINS)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    said = [line for line in result.stderr.splitlines() if "repaired" in line]
+    assert len(said) == 1 and ".damaged-" in said[0], result.stderr
+    assert list(path.parent.glob("state.db.damaged-*"))
+    assert micromance("status", "--config", str(config)).returncode == 0
+
+
+def test_repair_command_keeps_a_copy_and_says_what_it_kept(config):
+    path = damaged_state(config, "inside")
+    result = micromance("repair", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "damaged" in lines[0]
+    assert any(line.startswith("kept: ") for line in lines)
+    assert any(line.startswith(("lost: ", "kept: the totals")) for line in lines)
+    (copy,) = path.parent.glob("state.db.damaged-*")
+    assert copy.name in result.stdout
+    assert micromance("status", "--config", str(config)).returncode == 0
+    again = micromance("repair", "--config", str(config))
+    assert again.returncode == 0 and "nothing to repair" in again.stdout
+
+
+def test_a_lost_database_keeps_the_pair_and_its_identity(tmp_path, config):
+    state = tmp_path / "state"
+    paired = micromance("pair", "--local", str(state), str(tmp_path / "other"))
+    assert paired.returncode == 0, paired.stderr
+    pair = json.loads((state / "pair.json").read_text())
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (state / name).unlink(missing_ok=True)
+
+    report = json.loads(micromance("status", "--config", str(config), "--json").stdout)
+    assert report["paired"] is True and report["device_id"] == pair["device_id"]
+
+    result = micromance("run", "--config", str(config), "--input", "stdin", stdin="",
+                        env=MOCK_PINS)
+    assert result.returncode == 0, result.stderr
+    assert "ignoring" not in result.stderr
+    assert pair["device_id"] in result.stderr  # the daemon runs as the paired unit
+    report = json.loads(micromance("status", "--config", str(config), "--json").stdout)
+    assert report["paired"] is True and report["device_id"] == pair["device_id"]
+    connection = sqlite3.connect(state / "state.db")
+    try:
+        assert connection.execute("SELECT value FROM kv WHERE key = 'device_id'").fetchall() \
+            == [(pair["device_id"],)]
+    finally:
+        connection.close()

@@ -78,10 +78,19 @@ def diagnose(config: Path | str | None, probes: Probes) -> tuple[int, dict, str]
     return code, results, out.getvalue()
 
 
+def sealed_presence(pair, online: bool, seq: int = 9,
+                    time: str = "2026-11-24T20:10:00+01:00") -> bytes:
+    """The partner's presence as its unit publishes it: sealed, on its presence topic."""
+    presence = Topics(pair.pair_id, pair.partner_id).presence
+    message = protocol.Message(type="presence", sender=pair.partner_id, seq=seq, time=time,
+                               name="Kim", sent_total=0, online=online)
+    return protocol.seal(message, key=pair.key, topic=presence)
+
+
 def online_partner(config: Path) -> doctor.SessionReport:
     pair = load_pair(config.parent / "a")
     presence = Topics(pair.pair_id, pair.partner_id).presence
-    return SessionReport(1.5, {presence: b"online"})
+    return SessionReport(1.5, {presence: sealed_presence(pair, online=True)})
 
 
 def test_a_healthy_unit_passes_every_check(unit):
@@ -393,12 +402,16 @@ def test_partner_presence_and_last_seen_come_from_the_broker(tmp_path, broker):
                                streak=2, last_seq=7)
     publish_retained(broker.port, partner.state,
                      protocol.seal(summary, key=pair.key, topic=partner.state))
-    publish_retained(broker.port, partner.presence, b"offline")
+    publish_retained(broker.port, partner.presence, sealed_presence(pair, online=False))
     _, results, _ = diagnose(config, real_network())
     assert results["pairing"].outcome is Outcome.WARN
     assert "partner offline, last seen 2026-11-24T20:15:00+01:00" in results["pairing"].message
 
-    publish_retained(broker.port, partner.presence, b"online")
+    publish_retained(broker.port, partner.presence, b"online")  # forged: says nothing
+    _, results, _ = diagnose(config, real_network())
+    assert results["pairing"].outcome is Outcome.WARN
+
+    publish_retained(broker.port, partner.presence, sealed_presence(pair, online=True))
     _, results, _ = diagnose(config, real_network())
     assert results["pairing"].outcome is Outcome.PASS
     assert results["pairing"].message.endswith("partner online now")

@@ -40,7 +40,8 @@ SAMPLES: dict[type, object] = {
     cmd.SendSeen: cmd.SendSeen(sent_total=1),
     cmd.SendDone: cmd.SendDone(streak=1, sent_total=1),
     cmd.SendAck: cmd.SendAck((1,), sent_total=1),
-    cmd.PublishState: cmd.PublishState(sent_total=1, streak=1),
+    cmd.PublishState: cmd.PublishState(sent_total=1, streak=1, seen_seq=3, seen_total=2),
+    cmd.CheckStorage: cmd.CheckStorage(),
     cmd.DropFromOutbox: cmd.DropFromOutbox((1,)),
     cmd.Redeliver: cmd.Redeliver(),
     cmd.NoteRejected: cmd.NoteRejected("replayed", True, 1),
@@ -79,7 +80,8 @@ def parts(tmp_path, mock_factory):
                       lambda: None)
     room = Room()
     executor = Executor(config, store=store, display=display, panel=panel, courier=courier,
-                        room=room, live=LiveFactsFile(config), device_id=store.device_id())
+                        room=room, live=LiveFactsFile(config), device_id=store.device_id(),
+                        post=lambda *a, **k: posted.append(a))
     yield executor, store, room, panel
     courier.disconnect()
     panel.close()

@@ -14,6 +14,7 @@ from micromance.core.commands import LightMode
 from micromance.core.events import Button, Gesture
 from micromance.core.machine import (
     FLASH_SECONDS,
+    REDELIVER_MIN_GAP,
     Settings,
     State,
     initial_state,
@@ -48,8 +49,9 @@ class Unit:
         return self.send(ev.GestureInput, gesture=gesture)
 
     def receive(self, kind: str = "thanks", total: int = 0) -> list[cmd.Command]:
-        """A sealed message from the partner, on the real path: the next seq of theirs."""
-        self.partner_seq += 1
+        """A sealed message from the partner, on the real path: the next seq of theirs (at
+        least its total: every thank-you took a seq)."""
+        self.partner_seq = max(self.partner_seq + 1, total)
         return self.send(ev.Delivery, message=partner_message(self.partner_seq, kind, total))
 
     def run_for(self, seconds: float) -> list[cmd.Command]:
@@ -437,6 +439,7 @@ def test_unacknowledged_messages_go_out_again_with_backoff(unit):
             last = unit.clock.mono
     assert gaps[:3] == [20, 40, 80]                      # doubling...
     assert max(gaps) <= 900 and gaps[-1] == 900          # ...up to the cap
+    unit.clock.advance(REDELIVER_MIN_GAP)  # (never twice within moments: see below)
     assert cmd.Redeliver() in unit.send(ev.LinkChanged, link=ev.LinkState.CONNECTED)
     unit.send(ev.OutboxChanged, size=0)
     assert unit.state.partner.redeliver_at is None
@@ -466,3 +469,122 @@ def test_any_order_and_duplication_of_partner_events_converges(seqs, rng):
     assert unit.state.partner.rejected == len(messages) - len(distinct)
     acked = {c.seqs[0] for c in unit.log if isinstance(c, cmd.SendAck)}
     assert acked == set(distinct)
+
+
+# --- hardening: what a hostile input or a faulty disk can no longer do ----------------------
+
+
+def presence(seq: int, online: bool) -> Message:
+    return Message(type="presence", sender=PARTNER, seq=seq, time="2026-11-25T12:00:00+01:00",
+                   name="Alex", sent_total=0, online=online)
+
+
+def test_a_flood_of_replays_is_acknowledged_once_per_burst_without_writing(unit):
+    unit.send(ev.Delivery, message=partner_message(1))
+    out = []
+    for _ in range(2000):
+        out += unit.send(ev.Delivery, message=partner_message(1))
+    acks = of(cmd.SendAck, out)
+    assert len(acks) == 1 and acks[0].seqs == (1,)
+    assert not [c for c in out if isinstance(c, cmd.Durable) and not isinstance(c, cmd.SendAck)]
+    assert unit.state.partner.rejected == 2000
+    later = unit.run_for(10)  # what came after the first re-ack goes out once, together
+    assert [c.seqs for c in of(cmd.SendAck, later)] == [(1,)]
+
+
+def test_redelivery_happens_at_most_every_few_seconds_whatever_arrives(unit):
+    unit.send(ev.LinkChanged, link=ev.LinkState.CONNECTED)
+    unit.send(ev.OutboxChanged, size=50)
+    out = []
+    for seq in range(1, 201):  # presence flapping, as fast as it can come
+        out += unit.send(ev.Delivery, message=presence(seq, online=seq % 2 == 1))
+        unit.clock.advance(0.3)
+    redeliveries = len(of(cmd.Redeliver, out))
+    assert 1 <= redeliveries <= 60 / REDELIVER_MIN_GAP + 1  # a minute of flapping
+
+
+def test_presence_is_newest_first_and_an_old_one_is_a_replay(unit):
+    unit.send(ev.Delivery, message=presence(10, online=True))
+    assert unit.state.partner.online is True
+    unit.send(ev.Delivery, message=presence(10, online=True))   # retained, again: nothing
+    assert unit.state.partner.rejected == 0
+    out = unit.send(ev.Delivery, message=presence(4, online=False))  # an old one, replayed
+    assert unit.state.partner.online is True and of(cmd.NoteRejected, out)
+    unit.send(ev.Delivery, message=presence(11, online=False))  # the Last Will
+    assert unit.state.partner.online is False
+
+
+def test_a_total_beyond_what_the_seqs_can_stand_for_is_refused(unit):
+    unit.send(ev.Delivery, message=partner_message(5, total=3))
+    assert unit.state.counters.received_total == 3
+    out = unit.send(ev.Delivery, message=partner_message(6, total=2**53 - 1))
+    assert unit.state.counters.received_total == 3
+    assert of(cmd.NoteRejected, out)[0].reason == "implausible_total"
+    unit.send(ev.Delivery, message=partner_message(7, total=4))  # later presses still count
+    assert unit.state.counters.received_total == 4
+    out = unit.send(ev.Delivery, message=partner_message(2**53 - 1, total=5))
+    assert of(cmd.NoteRejected, out)[0].reason == "implausible_seq"
+    out = unit.send(ev.Delivery, message=partner_message(2**40, total=20_000))
+    assert of(cmd.NoteRejected, out)[0].reason == "implausible_seq"
+    out = unit.send(ev.Delivery, message=partner_message(2**30, total=20_000))
+    assert of(cmd.NoteRejected, out)[0].reason == "implausible_total"  # more than MAX_RISE
+    assert unit.state.counters.received_total == 4 and unit.state.partner.window.highest == 7
+
+
+def summary(seq: int, seen_seq: int, seen_total: int, sent_total: int = 0) -> Message:
+    """The partner's retained summary: its totals and what it saw of us."""
+    return Message(type="state", sender=PARTNER, seq=seq, time="2026-11-25T12:00:00+01:00",
+                   name="Alex", sent_total=sent_total, last_seq=seq, seen_seq=seen_seq,
+                   seen_total=seen_total)
+
+
+def test_a_sender_whose_store_went_back_adds_what_the_partner_counted(clock):
+    """Restored to 5 sent while the partner had counted 7: the 2 we forgot join our total,
+    and presses made meanwhile (3 of them, offline) count on top."""
+    unit = Unit(clock)
+    unit.state = replace(unit.state, counters=replace(unit.state.counters, sent_total=5),
+                         partner=replace(unit.state.partner, paired=True, start_total=5,
+                                         run_first_seq=5000))
+    for _ in range(3):
+        unit.gesture(Gesture.THANKS_PRESS)
+    out = unit.send(ev.Delivery, message=summary(3, seen_seq=40, seen_total=7))
+    assert unit.state.counters.sent_total == 10
+    assert of(cmd.PublishState, out)[0].sent_total == 10  # the partner hears it at once
+    assert of(cmd.SendThanks, unit.gesture(Gesture.THANKS_PRESS)) == [cmd.SendThanks(total=11)]
+    # The same summary again (retained), or an older one: nothing is added twice.
+    assert not of(cmd.PublishState, unit.send(ev.Delivery, message=summary(3, 40, 7)))
+    # One that saw this run's messages is news of this run, not of the lost one.
+    unit.send(ev.Delivery, message=summary(4, seen_seq=5003, seen_total=11))
+    assert unit.state.counters.sent_total == 11
+
+
+def test_a_summary_that_saw_this_run_is_not_taken_for_a_rollback(unit):
+    unit.state = replace(unit.state, partner=replace(unit.state.partner, run_first_seq=100))
+    for _ in range(2):
+        unit.gesture(Gesture.THANKS_PRESS)
+    assert not of(cmd.SaveCounters, unit.send(ev.Delivery, message=summary(3, 101, 5)))
+    assert unit.state.counters.sent_total == 2
+
+
+def test_a_new_summary_of_the_partner_is_answered_with_what_we_saw_once(unit):
+    unit.send(ev.Delivery, message=partner_message(7, total=7))
+    told = of(cmd.PublishState, unit.send(ev.Delivery, message=summary(20, 0, 0, 7)))
+    assert [(t.seen_seq, t.seen_total) for t in told] == [(7, 7)]
+    for _ in range(50):  # the same summary again (retained, or replayed), or an older one
+        assert not of(cmd.PublishState, unit.send(ev.Delivery, message=summary(20, 0, 0, 7)))
+        assert not of(cmd.PublishState, unit.send(ev.Delivery, message=summary(19, 0, 0, 7)))
+    assert of(cmd.PublishState, unit.send(ev.Delivery, message=summary(21, 0, 0, 7)))
+
+
+def test_a_failed_commit_shows_the_problem_refuses_presses_and_retries(unit):
+    out = unit.send(ev.StorageFailed, reason="the disk is full")
+    assert unit.view == v.ProblemView("Can't save", "the disk is full")
+    out = unit.gesture(Gesture.THANKS_PRESS)
+    assert not of(cmd.SendThanks, out) and unit.state.counters.sent_total == 0
+    assert unit.view == v.ProblemView("Not sent", "the disk is full")
+    unit.run_for(5)
+    assert unit.view == v.ProblemView("Can't save", "the disk is full")
+    assert of(cmd.CheckStorage, unit.run_for(31))
+    unit.send(ev.StorageRecovered)
+    assert isinstance(unit.view, v.HomeView)
+    assert of(cmd.SendThanks, unit.gesture(Gesture.THANKS_PRESS)) == [cmd.SendThanks(total=1)]

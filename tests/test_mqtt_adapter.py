@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from types import SimpleNamespace
@@ -31,7 +32,7 @@ class RecordingClient:
     def __getattr__(self, name):
         def record(*args, **kwargs):
             self.calls.append((name, args, kwargs))
-            return SimpleNamespace(wait_for_publish=lambda timeout: None)
+            return SimpleNamespace(wait_for_publish=lambda timeout: None, mid=len(self.calls))
         return record
 
     def socket(self):
@@ -58,8 +59,21 @@ def make_link(tmp_path, **broker):
         return made["client"]
 
     link = MqttLink(BrokerConfig(**broker), PAIR, lambda kind, **f: posted.append((kind, f)),
-                    client_factory=factory)
+                    next_seq=itertools.count(1).__next__, name="Sam", client_factory=factory)
     return link, made["client"], posted
+
+
+def presence_of(link, payload: bytes) -> protocol.Message:
+    """Open one of our own sealed presence payloads (the partner's view of it)."""
+    return protocol.open_sealed(payload, key=PAIR.key, topic=link.mine.presence,
+                                expected_sender=PAIR.device_id)
+
+
+def partner_presence(link, seq: int, online: bool) -> tuple[protocol.Message, bytes]:
+    message = protocol.Message(type="presence", sender=PAIR.partner_id, seq=seq,
+                               time="2026-11-25T12:00:00+01:00", name="Alex", sent_total=0,
+                               online=online)
+    return message, protocol.seal(message, key=PAIR.key, topic=link.partner.presence)
 
 
 def test_persistent_session_will_and_fixed_client_id(tmp_path):
@@ -68,9 +82,11 @@ def test_persistent_session_will_and_fixed_client_id(tmp_path):
     link, client, _ = make_link(tmp_path, tls=False, port=1883)
     assert client.kwargs["client_id"] == "micromance-0123456789abcdef"
     assert client.kwargs["protocol"] == mqtt.MQTTv5
-    (will,) = client.called("will_set")
-    assert will == ((link.mine.presence, b"offline"), {"qos": 1, "retain": True})
     link.start()
+    ((topic, payload), options), = client.called("will_set")  # sealed anew for each attempt
+    assert topic == link.mine.presence and options == {"qos": 1, "retain": True}
+    will = presence_of(link, payload)
+    assert will.type == "presence" and will.online is False
     ((host, port), options), = client.called("connect_async")
     assert (host, port) == ("localhost", 1883)
     assert options["clean_start"] is False
@@ -131,6 +147,8 @@ def test_backoff_doubles_to_its_cap_and_starts_over_after_a_connection():
 
 def test_on_connect_subscribes_sets_nodelay_and_says_online(tmp_path):
     link, client, posted = make_link(tmp_path, tls=False)
+    link.start()
+    (_, will), _ = client.called("will_set")[0]
     reason = SimpleNamespace(is_failure=False)
     link._on_connect(client, None, None, reason, None)
     (subscriptions,), _ = client.called("subscribe")[0]
@@ -138,8 +156,10 @@ def test_on_connect_subscribes_sets_nodelay_and_says_online(tmp_path):
         link.partner.events, link.partner.state, link.partner.presence}
     assert all(qos == 1 for _, qos in subscriptions)
     assert client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
-    assert ((link.mine.presence, b"online"), {"qos": 1, "retain": True}) in \
-        client.called("publish")
+    (online,) = [args[1] for args, kwargs in client.called("publish")
+                 if args[0] == link.mine.presence and kwargs == {"qos": 1, "retain": True}]
+    assert presence_of(link, online).online is True
+    assert presence_of(link, online).seq < presence_of(link, will).seq  # the will is newer
     assert posted[-1] == (ev.LinkChanged, {"link": ev.LinkState.CONNECTED})
     client.sock.close()
 
@@ -183,13 +203,18 @@ def test_messages_become_events_or_counted_rejections(tmp_path):
     message = protocol.Message(type="thanks", sender=PAIR.partner_id, seq=4,
                                time="2026-11-25T12:00:00+01:00", name="Alex", sent_total=4)
     sealed = protocol.seal(message, key=PAIR.key, topic=link.partner.events)
+    presence, sealed_presence = partner_presence(link, 9, online=True)
     for topic, payload in [(link.partner.events, sealed), (link.partner.events, b"{}"),
-                           (link.partner.presence, b"online"), ("elsewhere", b"x")]:
+                           (link.partner.presence, b"online"),  # forged: not sealed
+                           (link.partner.presence, sealed_presence),
+                           (link.partner.presence, b""),        # a retained topic cleared
+                           ("elsewhere", b"x")]:
         link._on_message(client, None, SimpleNamespace(topic=topic, payload=payload, qos=0,
                                                        mid=0))
     assert posted == [(ev.Delivery, {"message": message}),
                       (ev.Rejected, {"reason": "bad_envelope"}),
-                      (ev.PartnerPresence, {"online": True}),
+                      (ev.Rejected, {"reason": "not_json"}),
+                      (ev.Delivery, {"message": presence}),
                       (ev.Rejected, {"reason": "unexpected_topic"})]
     client.sock.close()
 
@@ -199,9 +224,10 @@ def test_the_broker_gets_its_puback_once_the_loop_has_acted(tmp_path):
     assert client.called("manual_ack_set") == [((True,), {})]
     link.start()
     settled(link)
+    presence, sealed = partner_presence(link, 9, online=True)
     link._on_message(client, None, SimpleNamespace(topic=link.partner.presence,
-                                                   payload=b"online", qos=1, mid=7))
-    assert posted[-1] == (ev.PartnerPresence, {"online": True})
+                                                   payload=sealed, qos=1, mid=7))
+    assert posted[-1] == (ev.Delivery, {"message": presence})
     assert not client.called("ack")  # not from inside paho's callback...
     link.flush()                      # ...but when the loop is about to sleep
     assert client.called("ack") == [((7, 1), {})]
@@ -224,3 +250,236 @@ def test_keepalive_checks_run_on_the_loop_and_a_dead_link_is_reopened(tmp_path):
     link.handle_timers()
     assert link.socket() is None
     assert link.deadline() == pytest.approx(time.monotonic() + link._backoff.first, abs=0.5)
+
+
+# --- hardening: packet size limit, pair changes ------------------------------------------------
+
+
+def connect_options(client: RecordingClient) -> dict:
+    (_, options), = client.called("connect_async") or client.called("connect")
+    return options
+
+
+def test_every_client_of_ours_announces_the_maximum_packet_size(tmp_path, monkeypatch):
+    """The partner link, the pairing room, ``pair --forget`` and doctor: the broker must never
+    hand any of them more than MAX_PACKET_BYTES (paho would read it all into memory)."""
+    from micromance import doctor
+    from micromance.link.client import MAX_PACKET_BYTES
+    from micromance.link.pair_cli import _tell_partner
+    from micromance.link.rendezvous import Rendezvous
+    from tests.units import desk_config
+
+    clients: list[RecordingClient] = []
+
+    def factory(*args, **kwargs):
+        clients.append(RecordingClient(*args, **kwargs))
+        return clients[-1]
+
+    link = MqttLink(BrokerConfig(tls=False), PAIR, lambda *a, **k: None, client_factory=factory,
+                    next_seq=itertools.count(1).__next__, name="Sam")
+    link.start()
+    settled(link)
+    Rendezvous(BrokerConfig(tls=False), PAIR.device_id, "", lambda payload: None,
+               client_factory=factory).start()
+    _tell_partner(desk_config(tmp_path), PAIR, factory, timeout=0.01)
+    monkeypatch.setattr(doctor, "new_client", lambda broker, client_id: factory(
+        client_id=client_id))
+    session = doctor._PingSession(BrokerConfig(tls=False), doctor.SessionPlan("d", "ping"))
+    with pytest.raises(TimeoutError):
+        session.run(0.01)
+    assert len(clients) == 4
+    for client in clients:
+        assert connect_options(client)["properties"].MaximumPacketSize == MAX_PACKET_BYTES
+        client.sock.close()
+
+
+class AckingClient(RecordingClient):
+    """As the broker does: what was published or unsubscribed is acknowledged at the next
+    read (through the callbacks the link set)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending: list[tuple[str, int]] = []
+
+    def publish(self, *args, **kwargs):
+        self.calls.append(("publish", args, kwargs))
+        self.pending.append(("publish", len(self.calls)))
+        return SimpleNamespace(mid=len(self.calls))
+
+    def unsubscribe(self, *args, **kwargs):
+        self.calls.append(("unsubscribe", args, kwargs))
+        self.pending.append(("unsubscribe", len(self.calls)))
+        return 0, len(self.calls)
+
+    def loop_read(self):
+        self.calls.append(("loop_read", (), {}))
+        pending, self.pending = self.pending, []
+        for kind, mid in pending:
+            callback = self.on_unsubscribe if kind == "unsubscribe" else self.on_publish
+            callback(self, None, mid, SimpleNamespace(is_failure=False), None)
+
+
+def test_leaving_takes_the_pair_off_the_broker(tmp_path):
+    """A pair change while connected: unsubscribe, clear our retained topics, wait for the
+    broker to confirm, end the session."""
+    made = {}
+
+    def factory(*args, **kwargs):
+        made["client"] = AckingClient(*args, **kwargs)
+        return made["client"]
+
+    posted = []
+    link = MqttLink(BrokerConfig(tls=False), PAIR, lambda kind, **f: posted.append(kind),
+                    client_factory=factory, next_seq=itertools.count(1).__next__, name="Sam")
+    client = made["client"]
+    link.start()
+    settled(link)
+    link._on_connect(client, None, None, SimpleNamespace(is_failure=False), None)
+    client.calls.clear()
+    client.pending.clear()
+    posted.clear()
+    started = time.monotonic()
+    link.leave()
+    assert time.monotonic() - started < 1  # confirmed: no waiting out the timeout
+    names = [name for name, _, _ in client.calls
+             if name in ("unsubscribe", "publish", "loop_read", "disconnect")]
+    assert names == ["unsubscribe", "publish", "publish", "loop_read", "disconnect"]
+    (topics,), _ = client.called("unsubscribe")[0]
+    assert set(topics) == {link.partner.events, link.partner.state, link.partner.presence}
+    assert [args for args, _ in client.called("publish")] == [
+        (link.mine.state, b""), (link.mine.presence, b"")]  # no "offline" after the clearing
+    assert all(kw == {"qos": 1, "retain": True} for _, kw in client.called("publish"))
+    (_, options), = client.called("disconnect")
+    assert options["properties"].SessionExpiryInterval == 0  # and no Last Will either
+    # What still arrives for the old pair is not handed to the unit any more.
+    link._on_message(client, None, SimpleNamespace(topic=link.partner.events, payload=b"{}",
+                                                   qos=1, mid=3))
+    assert posted == []
+    client.sock.close()
+
+
+def test_leaving_while_offline_only_stops(tmp_path):
+    link, client, _ = make_link(tmp_path, tls=False)
+    client.refuse = True
+    link.start()
+    settled(link)
+    client.calls.clear()
+    link.leave()
+    assert not client.called("unsubscribe") and not client.called("publish")
+    link._connect_at = time.monotonic()
+    link.handle_timers()
+    assert not client.called("reconnect")  # gone for good: the next link does the clearing
+    client.sock.close()
+
+
+def test_a_plain_stop_keeps_the_session_and_says_offline(tmp_path):
+    link, client, _ = make_link(tmp_path, tls=False)
+    link.start()
+    settled(link)
+    link._on_connect(client, None, None, SimpleNamespace(is_failure=False), None)
+    (_, will), _ = client.called("will_set")[-1]
+    client.calls.clear()
+    link.stop()
+    assert not client.called("unsubscribe")
+    # The Last Will itself: one offline for the partner, however the connection ends.
+    assert [args for args, _ in client.called("publish")] == [(link.mine.presence, will)]
+    (_, options), = client.called("disconnect")
+    assert options.get("properties") is None
+    client.sock.close()
+
+
+def reconnected(link: MqttLink, client: RecordingClient) -> None:
+    """The connection drops (paho closed the socket) and the next attempt is made."""
+    client.sock, sock = None, client.sock
+    link._check_closed()
+    client.sock = sock
+    client.calls.clear()
+    link._connect_at = time.monotonic()
+    link.handle_timers()
+    settled(link)
+
+
+def test_after_a_pair_change_the_session_starts_clean_until_the_leftovers_are_cleared(tmp_path):
+    from micromance.protocol import Topics
+
+    settled_calls = []
+    made = {}
+
+    def factory(*args, **kwargs):
+        made["client"] = RecordingClient(*args, **kwargs)
+        return made["client"]
+
+    leftovers = Topics("ffeeddccbbaa99887766554433221100", PAIR.device_id)
+    link = MqttLink(BrokerConfig(tls=False), PAIR, lambda *a, **k: None, client_factory=factory,
+                    next_seq=itertools.count(1).__next__, name="Sam",
+                    fresh_session=True, leftovers=leftovers,
+                    on_settled=lambda: settled_calls.append(True))
+    client = made["client"]
+    connected = SimpleNamespace(is_failure=False)
+    link.start()
+    settled(link)
+    assert connect_options(client)["clean_start"] is True
+    link._on_connect(client, None, None, connected, None)
+    assert [args for args, _ in client.called("publish")][:2] == [
+        (leftovers.state, b""), (leftovers.presence, b"")]
+    # Lost before the broker confirmed the clearing: the next connection is clean again.
+    reconnected(link, client)
+    assert connect_options(client)["clean_start"] is True and not settled_calls
+    link._on_connect(client, None, None, connected, None)
+    clearing = sorted(link._clearing)
+    assert len(clearing) == 2
+    link._on_publish(client, None, clearing[0], connected, None)
+    assert not settled_calls
+    link._on_publish(client, None, clearing[1], connected, None)
+    assert settled_calls == [True]   # the courier records the session as this pair's
+    # From now on the session is kept.
+    reconnected(link, client)
+    assert connect_options(client)["clean_start"] is False
+    link._on_connect(client, None, None, connected, None)
+    assert (leftovers.state, b"") not in [args for args, _ in client.called("publish")]
+    assert settled_calls == [True]
+    link.stop()
+    client.sock.close()
+
+
+def test_the_courier_starts_a_clean_session_once_per_pair_change(tmp_path):
+    """The store remembers whose session the broker keeps: one write per pair change."""
+    from micromance.link.courier import BROKER_SESSION_KEY, Courier
+    from micromance.link.pair_file import save_pair
+    from micromance.protocol import Topics
+    from micromance.store import Store
+    from tests.units import desk_config
+
+    store = Store.open(tmp_path)
+    links = []
+
+    def factory(*args, **kwargs):
+        links.append(RecordingClient(*args, **kwargs))
+        return links[-1]
+
+    mine = Pair(PAIR.pair_id, PAIR.key, store.device_id(), PAIR.partner_id)
+    save_pair(tmp_path, mine)
+    courier = Courier(desk_config(tmp_path), store, mine.device_id, lambda *a, **k: None,
+                      lambda: None, client_factory=factory)
+    try:
+        courier.connect()
+        assert courier.link is not None and courier.link._fresh  # nothing known: clean
+        assert courier.link._leftovers is None
+        courier.link._settled()
+        assert store.get(BROKER_SESSION_KEY) == mine.pair_id
+        courier.disconnect()
+        courier.connect()
+        assert not courier.link._fresh  # the session is this pair's: resumed
+        new = Pair("00" * 16, bytes(32), mine.device_id, "ab" * 8)
+        with store.transaction():
+            courier.switch(new)
+        assert courier.link._fresh
+        assert courier.link._leftovers == Topics(mine.pair_id, mine.device_id)
+        assert store.get(BROKER_SESSION_KEY) == mine.pair_id  # until the new one settles
+        courier.link._settled()
+        assert store.get(BROKER_SESSION_KEY) == new.pair_id
+    finally:
+        courier.disconnect()
+        store.close()
+        for client in links:
+            client.sock.close()

@@ -8,6 +8,9 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -155,18 +158,36 @@ def test_grinding_relay_keys_cannot_choose_the_code(tag_a, tag_b):
     assert relay.a.session.code != relay.b.session.code or relay.a.session.code != honest_code
 
 
-def test_reveal_that_breaks_the_commitment_aborts():
+def test_a_reveal_that_breaks_the_commitment_is_ignored_and_the_real_one_still_counts():
     units = start(A_ID, B_ID)
     a, b = units[A_ID], units[B_ID]
     room(units, drop=lambda m: json.loads(m)["t"] == "reveal")  # hold the reveal back
-    assert b.session.phase is Phase.EXCHANGING
+    assert b.session.phase is Phase.EXCHANGING and a.session.phase is Phase.CODE
     forged = json.dumps({"v": 1, "t": "reveal", "from": A_ID, "to": B_ID,
                          "s": b.session.session, "pk": "ab" * 32, "n": "cd" * 16}).encode()
     b.take(pairing.receive(b.session, forged, 1.0))
-    assert b.session.phase is Phase.FAILED and b.session.detail == "protocol violation"
-    assert json.loads(b.outbox[-1])["t"] == "cancel"
-    room(units, 1.0)
-    assert a.session.phase is Phase.FAILED  # told by B's cancel
+    assert b.session.phase is Phase.EXCHANGING and b.outbox == []  # A cannot have sent it
+    b.take(pairing.tick(b.session, 2.5))  # B asks again (its key); A reveals again
+    room(units, 2.5)
+    assert b.session.phase is Phase.CODE and b.session.code == a.session.code
+    both_confirm(units, 3.0)
+    assert a.session.result is not None and b.session.result is not None
+    assert a.session.result.key == b.session.result.key
+
+
+def test_a_conflicting_commitment_before_the_code_is_ignored():
+    units = start(A_ID, B_ID)
+    a, b = units[A_ID], units[B_ID]
+    room(units, drop=lambda m: json.loads(m)["t"] == "key")
+    assert b.session.phase is Phase.EXCHANGING
+    forged = json.dumps({"v": 1, "t": "commit", "from": A_ID, "to": B_ID,
+                         "s": b.session.session, "c": "ee" * 32}).encode()
+    b.take(pairing.receive(b.session, forged, 1.0))
+    assert b.session.phase is Phase.EXCHANGING and b.outbox == []
+    b.take(pairing.tick(b.session, 2.5))  # the key again, now delivered
+    room(units, 2.5)
+    assert a.session.phase is b.session.phase is Phase.CODE
+    assert a.session.code == b.session.code
 
 
 def test_duplicates_out_of_order_and_late_messages_are_harmless():
@@ -199,7 +220,8 @@ def test_lost_messages_are_resent_until_answered():
     units = start(A_ID, B_ID)
     lost = {"key"}
     room(units, drop=lambda m: json.loads(m)["t"] in lost)
-    assert units[A_ID].session.phase is Phase.EXCHANGING
+    assert units[A_ID].session.phase is Phase.SEARCHING  # not bound until a key arrives
+    assert units[B_ID].session.phase is Phase.EXCHANGING
     lost.clear()
     for unit in units.values():
         unit.take(pairing.tick(unit.session, pairing.RESEND_EVERY + 0.1))
@@ -230,17 +252,29 @@ def test_timeouts_at_every_step():
     lonely, _ = pairing.begin(A_ID, entropy(1), 0.0)
     session, _ = pairing.tick(lonely, pairing.SEARCH_SECONDS)
     assert session.phase is Phase.TIMED_OUT and session.detail == "no other unit in the room"
+    # The initiator is bound to nobody until a key arrives: without one it just searches on.
     units = start(A_ID, B_ID)
     room(units, drop=lambda m: json.loads(m)["t"] in ("key", "reveal"))
-    a = units[A_ID].session
-    for at in (5.0, 10.0, 15.0):
-        a, _ = pairing.tick(a, at)
-    a, out = pairing.tick(a, pairing.STEP_SECONDS + 0.1)
-    assert a.phase is Phase.TIMED_OUT and json.loads(out[0])["t"] == "cancel"
+    a, b = units[A_ID].session, units[B_ID].session
+    a, _ = pairing.tick(a, pairing.SEARCH_SECONDS - 1)
+    assert a.phase is Phase.SEARCHING
+    # The responder, unanswered, searches again once; the second time it gives up, silently
+    # (a cancel cannot be authenticated before the code is shown).
+    assert b.phase is Phase.EXCHANGING and b.exchanges == 1
+    b, out = pairing.tick(b, pairing.STEP_SECONDS)
+    assert b.phase is Phase.SEARCHING and [json.loads(m)["t"] for m in out] == ["hello"]
+    b, _ = pairing.receive(b, pairing.receive(a, out[0], 9.0)[1][0], 9.0)  # A's commit again
+    assert b.phase is Phase.EXCHANGING and b.exchanges == pairing.MAX_EXCHANGES
+    b, out = pairing.tick(b, 9.0 + pairing.STEP_SECONDS)
+    assert b.phase is Phase.TIMED_OUT and b.detail == "the other unit stopped answering"
+    assert out == []
+    # Showing the code, time runs out: the authenticated cancel tells the other unit.
     units = start(A_ID, B_ID)
     room(units)
-    b, _ = pairing.tick(units[B_ID].session, pairing.CONFIRM_SECONDS + 1)
+    b, out = pairing.tick(units[B_ID].session, pairing.CONFIRM_SECONDS + 1)
     assert b.phase is Phase.TIMED_OUT and b.detail == "not confirmed on both units"
+    a, _ = pairing.receive(units[A_ID].session, out[0], pairing.CONFIRM_SECONDS + 1)
+    assert a.phase is Phase.FAILED and a.detail == "cancelled on the other unit"
 
 
 def test_cancel_reaches_the_other_unit():
@@ -251,6 +285,311 @@ def test_cancel_reaches_the_other_unit():
     assert units[B_ID].session.phase is Phase.CANCELLED
     assert units[A_ID].session.phase is Phase.FAILED
     assert units[A_ID].session.detail == "cancelled on the other unit"
+
+
+def test_a_cancel_carries_a_mac_and_is_sent_only_once_the_code_is_shown():
+    units = start(A_ID, B_ID)
+    assert pairing.cancel(units[A_ID].session, 0.5)[1] == []  # searching: nobody to tell
+    room(units, drop=lambda m: json.loads(m)["t"] == "reveal")
+    assert pairing.cancel(units[B_ID].session, 0.5)[1] == []  # exchanging: cannot sign it
+    _, [sent] = pairing.cancel(units[A_ID].session, 0.5)  # A shows the code
+    body = json.loads(sent)
+    assert body["t"] == "cancel" and body["to"] == B_ID and len(body["mac"]) == 64
+
+
+def test_the_real_peers_cancel_ends_the_attempt_also_while_waiting():
+    units = start(A_ID, B_ID)
+    room(units)
+    units[A_ID].take(pairing.confirm(units[A_ID].session, 1.0))
+    room(units, 1.0)
+    assert units[A_ID].session.phase is Phase.WAITING
+    units[B_ID].take(pairing.cancel(units[B_ID].session, 2.0, "codes rejected"))
+    room(units, 2.0)
+    assert units[B_ID].session.phase is Phase.CANCELLED
+    assert units[A_ID].session.phase is Phase.FAILED
+    assert units[A_ID].session.detail == "cancelled on the other unit"
+
+
+# --- griefing: someone else in the room ----------------------------------------------------
+
+
+def cancel_payload(sender: str, to: str, s: str, mac: str | None) -> bytes:
+    body = {"v": 1, "t": "cancel", "from": sender, "to": to, "s": s}
+    if mac is not None:
+        body["mac"] = mac
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def forged_cancels(to: Unit, claimed: str, extra_macs: tuple[str, ...] = ()) -> list[bytes]:
+    """Cancels in ``claimed``'s name for ``to``'s attempt: no MAC, junk MACs, given MACs."""
+    sessions = {to.session.session, to.session.own_session} - {""}
+    macs = (None, "00" * 32, "zz" * 32, "ab", *extra_macs)
+    return [cancel_payload(claimed, to.session.me, s, mac) for s in sessions for mac in macs]
+
+
+def reach_phase(phase: str) -> dict[str, Unit]:
+    units = start(A_ID, B_ID)
+    if phase == "exchanging":
+        room(units, drop=lambda m: json.loads(m)["t"] == "key")  # B gave its key, A waits
+    elif phase in ("code", "waiting"):
+        room(units)
+    if phase == "waiting":
+        for unit in units.values():
+            unit.take(pairing.confirm(unit.session, 0.5))  # in flight: not delivered yet
+    return units
+
+
+def spec_mac(units: dict[str, Unit], label: str, sender: str) -> str:
+    """The confirm or cancel MAC of ``sender`` in A and B's exchange, as docs/protocol.md
+    defines it: HMAC under HKDF(shared, nA || nB, "micromance/v1 <label>" LF pkA pkB)."""
+    a, b = units[A_ID].session, units[B_ID].session
+    shared = X25519PrivateKey.from_private_bytes(a.secret).exchange(
+        X25519PublicKey.from_public_bytes(b.public_key))
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=a.nonce + b.nonce,
+               info=f"micromance/v1 {label}\n".encode() + a.public_key + b.public_key
+               ).derive(shared)
+    text = f"{label}\n{sender}\n{a.own_session}".encode()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize("phase", ["searching", "exchanging", "code", "waiting"])
+def test_unauthenticated_cancels_never_end_a_pairing(phase):
+    units = reach_phase(phase)
+    a, b = units[A_ID], units[B_ID]
+    before = {name: unit.session.phase for name, unit in units.items()}
+    # Neither a confirmation's MAC nor one's own cancel MAC, sent back, is the peer's.
+    wrong = (spec_mac(units, "confirm", A_ID), spec_mac(units, "confirm", B_ID))
+    forged = (forged_cancels(a, B_ID, (*wrong, spec_mac(units, "cancel", A_ID)))
+              + forged_cancels(b, A_ID, (*wrong, spec_mac(units, "cancel", B_ID)))
+              + forged_cancels(a, C_ID) + forged_cancels(b, C_ID))
+    for payload in forged:
+        for unit in units.values():
+            unit.take(pairing.receive(unit.session, payload, 0.7))
+    assert {name: unit.session.phase for name, unit in units.items()} == before
+    for unit in units.values():  # whatever was held back is sent again
+        unit.take(pairing.tick(unit.session, pairing.RESEND_EVERY + 0.5))
+    room(units, 3.0)
+    if phase != "waiting":
+        both_confirm(units, 4.0)
+    room(units, 4.0)
+    ra, rb = a.session.result, b.session.result
+    assert ra is not None and rb is not None and ra.key == rb.key
+    assert (ra.partner_id, rb.partner_id) == (B_ID, A_ID)
+
+
+def test_a_cancel_with_a_wrong_mac_is_ignored_and_the_right_one_is_not():
+    units = start(A_ID, B_ID)
+    room(units)
+    a, b = units[A_ID], units[B_ID]
+    right = spec_mac(units, "cancel", B_ID)
+    flipped = f"{int(right[0], 16) ^ 1:x}" + right[1:]
+    for mac in (flipped, "00" * 32, right.upper(), spec_mac(units, "confirm", B_ID),
+                spec_mac(units, "cancel", A_ID)):
+        a.take(pairing.receive(a.session, cancel_payload(B_ID, A_ID, a.session.session, mac),
+                               1.0))
+        assert a.session.phase is Phase.CODE
+    _, [real] = pairing.cancel(b.session, 1.0)
+    assert real == cancel_payload(B_ID, A_ID, a.session.session, right)
+    a.take(pairing.receive(a.session, real, 1.0))
+    assert a.session.phase is Phase.FAILED and a.session.detail == "cancelled on the other unit"
+
+
+class Stranger:
+    """Someone else in the room: hears everything; writes what ``speak`` (every step) and
+    ``react`` (at once, to what it heard) return."""
+
+    def __init__(self, me: str) -> None:
+        self.me = me
+        self.heard: list[dict] = []
+
+    def hear(self, payload: bytes) -> list[bytes]:
+        self.heard.append(json.loads(payload))
+        return self.react(self.heard[-1])
+
+    def react(self, message: dict) -> list[bytes]:
+        return []
+
+    def speak(self, at: float) -> list[bytes]:
+        return []
+
+    def hello(self, sender: str | None = None) -> bytes:
+        return json.dumps({"v": 1, "t": "hello", "from": sender or self.me}).encode()
+
+
+class SilentUnit(Stranger):
+    """Says hello every two seconds like a searching unit, and never answers anything."""
+
+    def __init__(self, me: str) -> None:
+        super().__init__(me)
+        self.next_hello = 0.0
+
+    def speak(self, at: float) -> list[bytes]:
+        if at < self.next_hello:
+            return []
+        self.next_hello = at + pairing.HELLO_EVERY
+        return [self.hello()]
+
+
+class CommitsOnce(Stranger):
+    """Answers the first hello from a higher id with a commitment, then goes silent."""
+
+    def __init__(self, me: str) -> None:
+        super().__init__(me)
+        self.done = False
+
+    def react(self, message: dict) -> list[bytes]:
+        if self.done or message["t"] != "hello" or message["from"] < self.me:
+            return []
+        self.done = True
+        return [json.dumps({"v": 1, "t": "commit", "from": self.me, "to": message["from"],
+                            "s": "5e" * 8, "c": "c0" * 32}).encode()]
+
+
+class Flooder(Stranger):
+    """Every step: hellos under many names; commitments, keys and reveals for sessions that
+    are not the units'; junk. And at once, for every message of an exchange it hears: forged
+    cancels both ways (no MAC, a junk MAC, every MAC it has seen)."""
+
+    NAMES = ("ffffffffffffffff", "f0f0f0f0f0f0f0f0", "0000000000000000", "7777777777777777")
+
+    def speak(self, at: float) -> list[bytes]:
+        out = [self.hello(name) for name in (self.me, *self.NAMES)]
+        for target in {m["from"] for m in self.heard}:
+            body = {"v": 1, "from": self.me, "to": target, "s": "ab" * 8}
+            out += [json.dumps({**body, "t": "commit", "c": "11" * 32}).encode(),
+                    json.dumps({**body, "t": "key", "pk": "22" * 32, "n": "33" * 16}).encode(),
+                    json.dumps({**body, "t": "reveal", "pk": "44" * 32, "n": "55" * 16,
+                                "from": "0000000000000000"}).encode(),
+                    b'{"v":1,"t":"commit"', b"\xff" * 40]
+        return out
+
+    def react(self, message: dict) -> list[bytes]:
+        if "s" not in message or message["t"] == "cancel":
+            return []
+        macs = {m["mac"] for m in self.heard if "mac" in m} | {None, "66" * 32}
+        sender, to, sid = message["from"], message["to"], message["s"]
+        return [cancel_payload(x, y, sid, mac) for mac in macs
+                for x, y in ((sender, to), (to, sender))]
+
+
+def live(starts: dict[str, float], strangers: tuple[Stranger, ...] = (), *,
+         until: float = pairing.SEARCH_SECONDS + pairing.CONFIRM_SECONDS, step: float = 0.25,
+         ) -> tuple[dict[str, Unit], float]:
+    """The room on a clock: each unit begins at its start time; every step each unit ticks,
+    the strangers speak, and everything written reaches everybody else (strangers react at
+    once) until it is quiet. The people press THANKS as soon as their unit shows a code.
+    Returns the units once all have finished, and when the last of them showed its code."""
+    units: dict[str, Unit] = {}
+    at, shown = 0.0, {}
+    while at <= until:
+        for tag, (me, begins) in enumerate(starts.items()):
+            if me not in units and at >= begins:
+                units[me] = Unit(*pairing.begin(me, entropy(tag), at))
+        for unit in units.values():
+            unit.take(pairing.tick(unit.session, at))
+        pending = [("", m) for stranger in strangers for m in stranger.speak(at)]
+        for _ in range(50):
+            for name, unit in units.items():
+                if unit.session.phase is Phase.CODE:
+                    shown.setdefault(name, at)
+                    unit.take(pairing.confirm(unit.session, at))
+            pending += [(name, m) for name, unit in units.items() for m in unit.outbox]
+            for unit in units.values():
+                unit.outbox = []
+            if not pending:
+                break
+            replies = []
+            for sender, message in pending:
+                if sender:
+                    replies += [("", m) for stranger in strangers for m in stranger.hear(message)]
+                for name, unit in units.items():
+                    if name != sender:
+                        unit.take(pairing.receive(unit.session, message, at))
+            pending = replies
+        if len(units) == len(starts) and all(u.session.finished for u in units.values()):
+            break
+        at += step
+    return units, max(shown.values(), default=at)
+
+
+def assert_they_paired(units: dict[str, Unit], code_at: float) -> None:
+    a, b = units[A_ID].session, units[B_ID].session
+    assert a.phase is b.phase is Phase.CONFIRMED, (a, a.detail, b, b.detail)
+    assert a.result is not None and b.result is not None
+    assert (a.result.partner_id, b.result.partner_id) == (B_ID, A_ID)
+    assert (a.result.key, a.result.pair_id) == (b.result.key, b.result.pair_id)
+    assert code_at < pairing.SEARCH_SECONDS
+
+
+def test_a_silent_stranger_saying_hello_first_does_not_capture_the_lower_unit():
+    stranger = SilentUnit(C_ID)  # a higher id than both: A would initiate with it
+    units, code_at = live({A_ID: 0.0, B_ID: 3.0}, (stranger,))
+    assert_they_paired(units, code_at)
+    assert code_at == 3.0  # found at once: the stranger's hellos cost A nothing
+
+
+def test_a_stranger_flooding_the_room_does_not_stop_a_pairing():
+    flooder = Flooder(C_ID)
+    units, code_at = live({A_ID: 0.0, B_ID: 1.0}, (flooder,))
+    assert_they_paired(units, code_at)
+    heard = {m["t"] for m in flooder.heard}
+    assert {"commit", "key", "reveal", "confirm"} <= heard  # it had every exchange to forge on
+
+
+def test_a_stranger_that_commits_and_goes_silent_only_delays_the_responder():
+    stranger = CommitsOnce("0000000000000001")  # lower than both: B takes its commitment
+    units, code_at = live({B_ID: 0.0, A_ID: 1.0}, (stranger,))
+    assert_they_paired(units, code_at)
+    b = units[B_ID].session
+    assert stranger.done and b.exchanges == 2  # the stranger's exchange, then A's
+    assert pairing.STEP_SECONDS <= code_at < pairing.STEP_SECONDS + 3
+    first_key = next(m for m in stranger.heard if m["t"] == "key" and m["to"] == stranger.me)
+    assert first_key["pk"] != b.public_key.hex() and first_key["n"] != b.nonce.hex()
+    assert b.search_deadline == pairing.SEARCH_SECONDS  # the search time was kept
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["commit", "reveal", "cancel", "wait"]),
+                          st.integers(0, 3), st.floats(0, 10)), max_size=40))
+def test_a_unit_gives_out_at_most_max_exchanges_keys_per_attempt(actions):
+    """Each key answered and abandoned is one more chance for a relay: they are counted."""
+    b, _ = pairing.begin(B_ID, entropy(2), 0.0)
+    lower = ["0000000000000000", "0123456789abcdef", A_ID, "2222222222222222"]
+    keys, at = set(), 0.0
+    for kind, who, wait in actions:
+        body = {"v": 1, "t": kind, "from": lower[who], "to": B_ID,
+                "s": b.session or f"{who:016x}"}
+        if kind == "wait":
+            at += wait
+            b, out = pairing.tick(b, at)
+        else:
+            extra = {"commit": {"c": f"{who:02x}" * 32, "s": f"{at:016.0f}"},
+                     "reveal": {"pk": "ab" * 32, "n": "cd" * 16}, "cancel": {}}[kind]
+            b, out = pairing.receive(b, json.dumps({**body, **extra}).encode(), at)
+        keys |= {(m["pk"], m["n"]) for m in map(json.loads, out) if m["t"] == "key"}
+    while not b.finished:
+        at += 1.0
+        b, out = pairing.tick(b, at)
+        keys |= {(m["pk"], m["n"]) for m in map(json.loads, out) if m["t"] == "key"}
+    assert len(keys) <= pairing.MAX_EXCHANGES and b.exchanges <= pairing.MAX_EXCHANGES
+    assert b.code == "" and b.result is None
+    assert at <= pairing.SEARCH_SECONDS + pairing.STEP_SECONDS + 1
+
+
+def test_a_lost_reveal_is_sent_again_also_after_thanks_was_pressed():
+    units = start(A_ID, B_ID)
+    room(units, drop=lambda m: json.loads(m)["t"] == "reveal")
+    a, b = units[A_ID], units[B_ID]
+    a.take(pairing.confirm(a.session, 1.0))
+    room(units, 1.0, drop=lambda m: json.loads(m)["t"] == "reveal")
+    assert a.session.phase is Phase.WAITING and b.session.phase is Phase.EXCHANGING
+    b.take(pairing.tick(b.session, 2.5))  # B asks again with its key
+    room(units, 2.5)
+    assert b.session.phase is Phase.CODE and b.session.code == a.session.code
+    b.take(pairing.confirm(b.session, 3.0))
+    a.take(pairing.tick(a.session, 3.5))  # A's confirmation again, now that B shows the code
+    room(units, 3.5)
+    assert a.session.result is not None and b.session.result is not None
 
 
 @given(st.binary(max_size=2000))

@@ -173,6 +173,84 @@ def test_a_third_unit_arriving_late_cannot_take_over(tmp_path, broker):
         b.close()
 
 
+class Griefer:
+    """A plain MQTT client in the room: says hello under the highest id there is, all the
+    time, and forges a cancel (no MAC, a junk MAC) both ways for every exchange it sees."""
+
+    def __init__(self, broker) -> None:
+        import json
+
+        import paho.mqtt.client as mqtt
+
+        from micromance.link.rendezvous import room_topic
+
+        self.json, self.topic = json, room_topic("")
+        self.heard: list[dict] = []
+        self.stopped = threading.Event()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="griefer",
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        self.thread = threading.Thread(target=self._hello, daemon=True)
+
+    def start(self) -> Griefer:
+        assert self.subscribed.wait(10)
+        self.thread.start()
+        return self
+
+    def _hello(self) -> None:
+        hello = self.json.dumps({"v": 1, "t": "hello", "from": "f" * 16}).encode()
+        while not self.stopped.wait(0.1):
+            self.client.publish(self.topic, hello, qos=1)
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            body = self.json.loads(message.payload)
+        except ValueError:
+            return
+        self.heard.append(body)
+        if body.get("from") == "f" * 16 or "s" not in body or body["t"] == "cancel":
+            return
+        for sender, to in ((body["from"], body["to"]), (body["to"], body["from"])):
+            for extra in ({}, {"mac": "00" * 32}):
+                forged = {"v": 1, "t": "cancel", "from": sender, "to": to, "s": body["s"],
+                          **extra}
+                client.publish(self.topic, self.json.dumps(forged).encode(), qos=1)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_a_griefer_in_the_room_cannot_stop_two_units_pairing(tmp_path, broker):
+    a, b = Home(tmp_path / "a", "Sam", broker), Home(tmp_path / "b", "Alex", broker)
+    griefer = Griefer(broker)
+    try:
+        a.start()
+        b.start()
+        griefer.start()
+        for home in (a, b):
+            home.runtime.on_gesture(Gesture.BOTH_HOLD)
+        code = code_on(a)
+        assert code_on(b) == code
+        for home in (a, b):
+            home.runtime.on_gesture(Gesture.THANKS_PRESS)
+        paired_on(a)
+        paired_on(b)
+        assert load_pair(a.state_dir).key == load_pair(b.state_dir).key
+        kinds = {m["t"] for m in griefer.heard if m.get("from") != "f" * 16}
+        assert {"commit", "key", "reveal", "confirm", "cancel"} <= kinds  # it had its chances
+    finally:
+        griefer.stop()
+        a.close()
+        b.close()
+
+
 def test_repairing_starts_fresh_counters_and_drops_the_old_outbox(tmp_path, broker, caplog):
     from micromance.link.pair_file import pair_locally
     from micromance.status import collect_status

@@ -138,6 +138,10 @@ EVERY_TYPE = [
             seqs=(4, 9)),
     Message(type="done", sender=ALICE, seq=4, time=TIME, name="Sam", sent_total=1, streak=12),
     ACK,
+    Message(type="presence", sender=ALICE, seq=9, time=TIME, name="Sam", sent_total=1,
+            online=True),
+    Message(type="state", sender=ALICE, seq=10, time=TIME, name="Sam", sent_total=128,
+            last_seq=5, streak=3, seen_seq=41, seen_total=40),
     Message(type="state", sender=ALICE, seq=6, time="2026-11-25T12:00:00.250000-05:00",
             name="Sam", sent_total=128, last_seq=5, streak=3),
 ]
@@ -145,7 +149,7 @@ EVERY_TYPE = [
 
 @pytest.mark.parametrize("message", EVERY_TYPE, ids=lambda m: f"{m.type}-{m.seq}")
 def test_every_type_round_trips(message):
-    topic = ALICE_TOPICS.state if message.type == "state" else ALICE_TOPICS.events
+    topic = getattr(ALICE_TOPICS, message.channel)
     payload = seal(message, key=KEY, topic=topic)
     assert len(payload) <= MAX_PAYLOAD_BYTES
     assert open_from_alice(payload, topic=topic, expected_pair=PAIR) == message
@@ -271,10 +275,11 @@ def test_moved_to_another_devices_topic():
 
 def test_moved_to_another_channel():
     assert reason_of(THANKS_PAYLOAD, topic=ALICE_TOPICS.state) == "undecryptable"
+    assert reason_of(THANKS_PAYLOAD, topic=ALICE_TOPICS.presence) == "undecryptable"
 
 
 @pytest.mark.parametrize("topic", [
-    ALICE_TOPICS.presence, f"micromance/v1/pairing/{PAIR}", "", "micromance/v2/x/y/events",
+    f"micromance/v1/pairing/{PAIR}", "", "micromance/v2/x/y/events",
     ALICE_TOPICS.events + "/", ALICE_TOPICS.events.upper(), None,
 ])
 def test_not_a_sealed_topic(topic):
@@ -384,7 +389,10 @@ def messages(draw, sender=None) -> Message:
     elif kind == "ack" or (kind == "seen" and draw(st.booleans())):
         extra = {"seqs": tuple(draw(seq_lists))}
     elif kind == "state":
-        extra = {"last_seq": draw(counts), "streak": draw(counts)}
+        extra = {"last_seq": draw(counts), "streak": draw(counts), "seen_seq": draw(counts),
+                 "seen_total": draw(counts)}
+    elif kind == "presence":
+        extra = {"online": draw(st.booleans())}
     return Message(type=kind, sender=sender or draw(device_ids), seq=draw(seqs),
                    time=draw(times), name=draw(names), sent_total=draw(counts), **extra)
 

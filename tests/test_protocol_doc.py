@@ -144,15 +144,18 @@ def test_x25519_pairing_vector():
     assert pairing.comparison_code(*inputs) == v["code"]
     key, pair_id = pairing.pair_secrets(*inputs)
     assert (key.hex(), pair_id) == (v["pair_key"], v["pair_id"])
-    # The confirm key and MACs as the document defines them (the code keeps these private;
-    # the pairing-messages vector checks that its confirm messages carry these MACs).
+    # The confirm and cancel keys and MACs as the document defines them (the code keeps these
+    # private; the pairing-messages vector checks that its messages carry these MACs).
     prk = hmac.new(n_a + n_b, shared, hashlib.sha256).digest()
-    info = b"micromance/v1 confirm\n" + pk_a + pk_b
-    confirm_key = hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
-    assert confirm_key.hex() == v["confirm_key"]
-    for who in ("a", "b"):
-        text = b"confirm\n" + v[f"id_{who}"].encode() + b"\n" + v["session"].encode()
-        assert hmac.new(confirm_key, text, hashlib.sha256).hexdigest() == v[f"mac_{who}"]
+    for label, mac_field in (("confirm", "mac_{}"), ("cancel", "cancel_mac_{}")):
+        info = f"micromance/v1 {label}\n".encode() + pk_a + pk_b
+        mac_key = hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+        assert mac_key.hex() == v[f"{label}_key"]
+        for who in ("a", "b"):
+            text = f"{label}\n{v[f'id_{who}']}\n{v['session']}".encode()
+            assert hmac.new(mac_key, text, hashlib.sha256).hexdigest() == \
+                v[mac_field.format(who)]
+    assert v["cancel_key"] != v["confirm_key"]
 
 
 def test_pairing_messages_vector():
@@ -169,6 +172,12 @@ def test_pairing_messages_vector():
     session_b, _ = pairing.receive(session_b, reveal, 0.4)
     assert session_a.code == session_b.code == x["code"]
     _, [cancel_b] = pairing.cancel(session_b, 0.5)
+    _, [cancel_a] = pairing.cancel(session_a, 0.5)
+    # A's unit accepts that cancel (and only it: not the same without its MAC).
+    unsigned = json.dumps({k: w for k, w in json.loads(cancel_b).items() if k != "mac"},
+                          separators=(",", ":")).encode()
+    assert pairing.receive(session_a, unsigned, 0.6)[0] == session_a
+    assert pairing.receive(session_a, cancel_b, 0.6)[0].phase is pairing.Phase.FAILED
     session_a, [confirm_a] = pairing.confirm(session_a, 1.0)
     session_b, [confirm_b] = pairing.confirm(session_b, 1.0)
     session_a, _ = pairing.receive(session_a, confirm_b, 1.1)
@@ -180,6 +189,8 @@ def test_pairing_messages_vector():
         name: v[name] for name in sent}
     assert json.loads(confirm_a)["mac"] == x["mac_a"]
     assert json.loads(confirm_b)["mac"] == x["mac_b"]
+    assert json.loads(cancel_b)["mac"] == x["cancel_mac_b"]
+    assert json.loads(cancel_a)["mac"] == x["cancel_mac_a"]
     for session in (session_a, session_b):
         assert session.result.key.hex() == x["pair_key"]
         assert session.result.pair_id == x["pair_id"]

@@ -168,7 +168,10 @@ def test_a_burst_of_live_facts_is_one_write_of_status_json(unit):
 
     written = unit.runtime.status_written
     for i in range(20):
-        unit.runtime.post(ev.PartnerPresence, online=i % 2 == 0)
+        presence = Message(type=MessageType.PRESENCE, sender="0123456789abcdef", seq=i + 1,
+                           time="2026-11-25T12:00:00+01:00", name="Alex", sent_total=0,
+                           online=i % 2 == 0)
+        unit.runtime.post(ev.Delivery, message=presence)
     assert written.wait(5)
     facts = json.loads((unit.runtime.config.state_dir / "status.json").read_text())
     assert facts["pid"] and facts["outbox"] == 0

@@ -3,6 +3,7 @@ and the watchdog rule behind it (pings only while the adapter threads live)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import shutil
@@ -74,8 +75,33 @@ def test_notify_watchdog_and_restart_policy():
     assert service["WatchdogSec"] == ["30"]
     assert service["Restart"] == ["always"]
     assert service["ExecStart"] == [EXEC_START]
-    assert int(unit["StartLimitBurst"][0]) >= 3
-    assert int(unit["StartLimitIntervalSec"][0]) >= 60
+    # No start limit any more (it left a unit dark for good): the daemon backs off itself.
+    assert unit["StartLimitIntervalSec"] == ["0"]
+
+
+def test_a_unit_that_cannot_start_is_restarted_forever_and_keeps_its_back_off_count():
+    """No start limit, no exit status that stops the restarts (a config may be fixed later),
+    and the failed-start count in the runtime directory survives each restart. Settings that
+    need systemd 254 (RestartSteps=, RestartMaxDelaySec=) are not used: Debian 12 has 252."""
+    service = settings("Service")
+    unit = settings("Unit")
+    assert unit["StartLimitIntervalSec"] == ["0"]
+    assert "StartLimitBurst" not in unit
+    assert service["Restart"] == ["always"]
+    assert "RestartPreventExitStatus" not in service
+    assert service["RuntimeDirectoryPreserve"] == ["restart"]
+    assert not {"RestartSteps", "RestartMaxDelaySec"} & service.keys()
+
+
+def test_restarts_are_quick_because_the_daemon_itself_backs_off():
+    """RestartSec stays short, the back-off is the daemon's (10 s doubling to 10 min); while
+    it waits the unit is still starting, so it needs Type=notify for EXTEND_TIMEOUT_USEC."""
+    from micromance.startup import BASE_DELAY, MAX_FACTOR
+
+    service = settings("Service")
+    assert service["Type"] == ["notify"]  # EXTEND_TIMEOUT_USEC needs a notify service
+    assert int(service["RestartSec"][0]) <= 5
+    assert BASE_DELAY * MAX_FACTOR == 600  # 10 s, 20 s, 40 s ... 10 min
 
 
 def test_watchdog_pings_are_paced_not_sent_on_every_loop_turn(tmp_path):
@@ -167,7 +193,8 @@ def test_a_real_link_leaves_no_thread_behind_its_connection_attempt(tmp_path, br
 
     pair, _ = pair_locally(tmp_path / "a", tmp_path / "b")
     link = MqttLink(BrokerConfig(host=broker.host, port=broker.port, tls=False), pair,
-                    lambda *args, **kwargs: None)
+                    lambda *args, **kwargs: None, next_seq=itertools.count(1).__next__,
+                    name="Sam")
     before = threading.enumerate()
     link.start()
     try:

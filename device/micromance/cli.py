@@ -1,4 +1,5 @@
-"""Command line (a contract: see docs/contract.md): run, simulate, status, pair, doctor, preview.
+"""Command line (a contract: see docs/contract.md): run, simulate, status, pair, doctor, preview,
+repair.
 
 Expected failures print one line and exit with a sysexits code (78 config, 69 hardware);
 tracebacks are for bugs only.
@@ -64,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", metavar="DIR", default="preview",
                          help="folder for the PNGs (default: ./preview)")
     preview.set_defaults(handler=_preview)
+
+    repair = commands.add_parser(
+        "repair", parents=[with_config],
+        help="check the state database; if damaged, keep a copy and rebuild what can be")
+    repair.set_defaults(handler=_repair)
     return parser
 
 
@@ -91,11 +97,16 @@ def _load(args: argparse.Namespace) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from micromance.logs import setup_logging
     from micromance.runtime import Runtime
+    from micromance.startup import start_unit
 
-    config = _load(args)
-    setup_logging(config.logging.level)
-    runtime = Runtime(config, key_stream=sys.stdin if args.input == "stdin" else None)
-    return runtime.run()
+    key_stream = sys.stdin if args.input == "stdin" else None
+
+    def run(config: Any, notifier: Any) -> int:
+        setup_logging(config.logging.level)
+        return Runtime(config, key_stream=key_stream, notifier=notifier).run()
+
+    # Under systemd a unit that cannot start backs off with the problem on its screen.
+    return start_unit(args.config, run)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -151,6 +162,12 @@ def _preview(args: argparse.Namespace) -> int:
     paths = write_previews(Path(args.out), sizes=tuple(sorted(sizes, reverse=True)))
     print(f"{len(paths)} screens written to {args.out}/")
     return 0
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from micromance.repair import repair_from_shell
+
+    return repair_from_shell(_load(args), out=sys.stdout)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
 
 from micromance.config import OLED_DRIVERS, BrokerConfig, Config, load_config, resolve_path
 from micromance.errors import ConfigError, LinkError, MicromanceError
-from micromance.link.client import new_client, tls_context
+from micromance.link.client import connect_properties, new_client, tls_context
 from micromance.status import read_live_facts
 
 #: How long one network step (DNS excepted) may take before doctor calls it a failure.
@@ -498,33 +499,35 @@ def _partner_seen(ctx: Context, pair: Any) -> Result:
     partner = Topics(pair.pair_id, pair.partner_id)
     live = ctx.probes.live_facts(_config(ctx)) or {}
     retained = ctx.broker_report.retained if ctx.broker_report else {}
-    presence = retained.get(partner.presence)
-    if presence == b"online" or live.get("partner") == "online":
+    presence = _opened(pair, partner.presence, retained.get(partner.presence))
+    if (presence is not None and presence.online) or live.get("partner") == "online":
         return passed("pairing", f"{paired}; partner online now")
     if ctx.broker_report is None:
         return warned("pairing", f"{paired}; partner last seen: unknown",
                       "fix the broker first (see broker)")
-    last_seen = _last_seen(pair, partner.state, retained.get(partner.state))
-    if presence is None and last_seen is None:
+    summary = _opened(pair, partner.state, retained.get(partner.state))
+    last_seen = max((m.time for m in (presence, summary) if m is not None), default=None,
+                    key=lambda time: datetime.fromisoformat(time))
+    if last_seen is None:
         return warned("pairing", f"{paired}; the partner never reached this broker",
                       "both units must use the same broker (broker.host); ask your partner to "
                       "run micromance doctor")
-    return warned("pairing", f"{paired}; partner offline, last seen {last_seen or 'unknown'}",
+    return warned("pairing", f"{paired}; partner offline, last seen {last_seen}",
                   "their unit may be off or without network: ask them to run micromance doctor")
 
 
-def _last_seen(pair: Any, topic: str, payload: bytes | None) -> str | None:
-    """The time in the partner's retained summary: when it last said anything."""
+def _opened(pair: Any, topic: str, payload: bytes | None) -> Any:
+    """The partner's retained sealed message on ``topic`` (its presence or its summary), or
+    None: absent, or not sealed by the partner (a forged presence says nothing)."""
     if not payload:
         return None
     from micromance import protocol
 
     try:
-        message = protocol.open_sealed(payload, key=pair.key, topic=topic,
-                                       expected_sender=pair.partner_id)
+        return protocol.open_sealed(payload, key=pair.key, topic=topic,
+                                    expected_sender=pair.partner_id)
     except (protocol.ProtocolError, ValueError):
         return None
-    return message.time
 
 
 def check_wifi(ctx: Context) -> Result:
@@ -744,7 +747,8 @@ class _PingSession:
         self._started = False
 
     def run(self, timeout: float) -> SessionReport:
-        self.client.connect(self.broker.host, self.broker.port, keepalive=max(10, int(timeout)))
+        self.client.connect(self.broker.host, self.broker.port, keepalive=max(10, int(timeout)),
+                            properties=connect_properties())
         self.client.loop_start()
         self._started = True
         self._wait(self.connected, timeout, "no answer to CONNECT")

@@ -43,9 +43,16 @@ class HardwareError(MicromanceError):
 
 
 class StoreError(MicromanceError):
-    """The state directory or database cannot be used."""
+    """The state directory or database cannot be used.
+
+    ``short`` says it in a few plain words for the unit's screen ("the disk is full").
+    """
 
     exit_code = EX_CANTCREAT
+
+    def __init__(self, message: str, fix: str = "", *, short: str = "") -> None:
+        super().__init__(message, fix)
+        self.short = short or "the storage fails"
 
 
 class LinkError(MicromanceError):

@@ -22,7 +22,9 @@ from typing import Any, assert_never
 
 from micromance.config import Config
 from micromance.core import commands as cmd
+from micromance.core import events as ev
 from micromance.core.commands import Command
+from micromance.errors import StoreError
 from micromance.link.courier import Courier
 from micromance.link.pair_file import Pair
 from micromance.link.rendezvous import PairingRoom
@@ -39,8 +41,10 @@ class Executor:
 
     def __init__(self, config: Config, *, store: Store, display: Any, panel: Any,
                  courier: Courier, room: PairingRoom, live: LiveFactsFile, device_id: str,
+                 post: Callable[..., None],
                  observers: Sequence[Callable[[Command], None]] = ()) -> None:
         self._config = config
+        self._post = post
         self._store = store
         self._display = display
         self._panel = panel
@@ -91,8 +95,10 @@ class Executor:
             case cmd.SendThanks(total=total):
                 store.log_event(_when(wall), "sent", f"#{total}")
                 courier.send_reliably(MessageType.THANKS, wall, sent_total=total)
-                log.info("thank-you #%d sent%s", total,
-                         "" if courier.pair else " (not paired yet: counted here only)")
+                # Said once it is true: after the commit, as sent or as waiting.
+                how = ("sent" if courier.connected else "queued (no broker connected)") \
+                    if courier.pair else "counted here (not paired yet: nothing to send)"
+                store.after_commit(lambda: log.info("thank-you #%d %s", total, how))
             case cmd.SendSeen(sent_total=sent_total):
                 store.log_event(_when(wall), "seen")
                 courier.send_reliably(MessageType.SEEN, wall, sent_total=sent_total)
@@ -105,13 +111,22 @@ class Executor:
             case cmd.SendAck(seqs=seqs, sent_total=sent_total):
                 courier.send_once(MessageType.ACK, wall, sent_total=sent_total,
                                   seqs=tuple(seqs))
-            case cmd.PublishState(sent_total=sent_total, streak=streak):
+            case cmd.PublishState(sent_total=sent_total, streak=streak, seen_seq=seen_seq,
+                                  seen_total=seen_total):
                 courier.send_once(MessageType.STATE, wall, sent_total=sent_total,
-                                  streak=streak, retained=True)
+                                  streak=streak, seen_seq=seen_seq, seen_total=seen_total,
+                                  retained=True)
             case cmd.DropFromOutbox(seqs=seqs):
                 courier.delivered(seqs)
             case cmd.Redeliver():
                 courier.redeliver()
+            case cmd.CheckStorage():
+                try:
+                    store.check_writable()
+                except StoreError:
+                    return  # still failing: the core asks again later
+                log.info("the state can be saved again")
+                self._post(ev.StorageRecovered)
             case cmd.NoteRejected(reason=reason, first=first):
                 if first:
                     log.warning("dropped a message that failed checks (%s); further ones are "

@@ -26,12 +26,14 @@ from micromance.core.commands import Command
 from micromance.core.events import Button, Gesture
 from micromance.core.machine import initial_state, next_deadline, step
 from micromance.core.quiet import QuietHours
-from micromance.core.state import Settings, State
+from micromance.core.state import Outputs, Settings, State
+from micromance.errors import StoreError
 from micromance.executor import Executor
 from micromance.health import ThreadWatch
 from micromance.link.courier import Courier
 from micromance.link.rendezvous import PairingRoom
 from micromance.loop import Loop, Source, Timer
+from micromance.repair import open_store
 from micromance.service import Notifier
 from micromance.status import LiveFactsFile
 from micromance.store import Store
@@ -69,19 +71,37 @@ class Alarm:
 
 
 class Stepper:
-    """The core and the executor together: one event in, its commands carried out."""
+    """The core and the executor together: one event in, its commands carried out.
+
+    A step whose commit fails (a full disk, storage remounted read-only) did not happen: the
+    state goes back to what it was before, and the core hears ``StorageFailed`` instead, so
+    it shows the problem and refuses presses rather than pretend. Nothing was published (that
+    waits for the commit) and nothing acknowledged, so the partner sends it again later.
+    """
 
     def __init__(self, state: State, executor: Executor) -> None:
         self.state = state
         self.executor = executor
+        self._failing = False
 
     def handle(self, event: ev.Event) -> None:
-        received_before = self.state.counters.received_total
-        self.state, commands = step(self.state, event)
+        before = self.state
+        self.state, commands = step(before, event)
+        try:
+            self.executor.carry_out(commands, event.wall)
+        except StoreError as error:
+            if not self._failing:
+                log.error("cannot save: %s; presses are refused until it works again", error)
+            self._failing = True
+            # What the adapters were told during the failed step is unknown: send it all.
+            self.state = replace(before, outputs=Outputs())
+            self.handle(ev.StorageFailed(reason=error.short, at=event.at, wall=event.wall))
+            return
+        if isinstance(event, ev.StorageRecovered):
+            self._failing = False
         received = self.state.counters.received_total
-        if received > received_before:
+        if received > before.counters.received_total:
             log.info("thank-you from %s (their #%d)", self.state.sender or "partner", received)
-        self.executor.carry_out(commands, event.wall)
 
     def seconds_until_deadline(self, now: float) -> float | None:
         """Until the core wants a ``Tick`` (``now`` on the core's clock)."""
@@ -168,20 +188,21 @@ class Runtime:
         config = self.config
         with ExitStack() as stack:
             stack.enter_context(self.loop)
-            store = self.store = Store.open(config.state_dir)
+            store = self.store = open_store(config.state_dir)  # repairs a damaged database
             stack.callback(store.close)
             display = self.display = self._open_display()
             stack.callback(display.close)
             panel = self.panel = self._open_panel()
             stack.callback(panel.close)
-            device_id = store.device_id()
+            device_id = store.device_id()  # pair.json's when paired: survives the database
             courier = self.courier = Courier(config, store, device_id, self.post,
                                              self.loop.wake, self._client_factory)
             room = PairingRoom(config.broker, device_id, self.post,
                                client_factory=self._client_factory)
             self.executor = Executor(config, store=store, display=display, panel=panel,
                                      courier=courier, room=room, live=self.live,
-                                     device_id=device_id, observers=self.observers)
+                                     device_id=device_id, post=self.post,
+                                     observers=self.observers)
             stepper = self._stepper = Stepper(self._restore(store, courier, device_id),
                                               self.executor)
             stack.callback(self.live.write)
@@ -223,7 +244,7 @@ class Runtime:
             counters=store.load_counters(courier.pair_id),
             bag_json=bag_json, prompt_id=prompt_id, draws=draws,
             paired=courier.pair is not None, window=courier.replay_window(),
-            outbox=courier.outbox_size())
+            outbox=courier.outbox_size(), run_first_seq=store.run_first_seq())
 
     @contextmanager
     def _signals(self) -> Iterator[None]:

@@ -62,7 +62,9 @@ class LiveFactsFile:
 
     def report(self, facts: LiveFacts) -> None:
         self._facts = facts
-        if self._due is None:
+        if self._written is None:
+            self.write()  # the first facts, at start-up: `status` sees the unit running at once
+        elif self._due is None:
             self._due = time.monotonic() + self._delay
 
     def seconds_until_due(self) -> float | None:
@@ -113,7 +115,9 @@ def collect_status(config: Config) -> dict[str, Any]:
     }
     pair = load_pair(config.state_dir)
     if pair is not None:
-        report.update(paired=True, pair_id=pair.pair_id[:8], partner_id=pair.partner_id)
+        # The daemon's id is pair.json's when paired (Store.device_id), whatever the database.
+        report.update(paired=True, pair_id=pair.pair_id[:8], partner_id=pair.partner_id,
+                      device_id=pair.device_id)
     live = read_live_facts(config)
     if live:
         report.update(link=live["link"], partner=live["partner"], rejected=live["rejected"],
@@ -125,7 +129,7 @@ def collect_status(config: Config) -> dict[str, Any]:
     try:
         counters = store.load_counters(pair.pair_id if pair else "")
         report.update(
-            device_id=store.get("device_id") or None,
+            device_id=report["device_id"] or store.get("device_id") or None,
             outbox=store.outbox_size(pair.pair_id) if pair else 0,
             sent_total=counters.sent_total,
             received_total=counters.received_total,

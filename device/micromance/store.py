@@ -3,6 +3,11 @@
 WAL with ``synchronous=FULL``: a commit that returned is on the disk, so a press survives a
 power cut the moment it was confirmed. Nothing is written unless something changed, so an
 idle unit does not wear its SD card.
+
+Opening checks the file (``PRAGMA quick_check``, and the write-ahead log's checksums, which
+SQLite would otherwise skip silently); damage comes out as :class:`StoreDamaged`, whose fix is
+``micromance repair`` (``repair.py``). Every SQLite error leaves the store as a ``StoreError``
+in plain words, so callers catch one type.
 """
 
 from __future__ import annotations
@@ -11,20 +16,34 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, fields
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from micromance.core.counters import Counters
 from micromance.errors import StoreError
+from micromance.link.pair_file import load_pair
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "state.db"
 SCHEMA_VERSION = 1
 RECENT_EVENTS_KEPT = 50
+#: Sequence numbers are reserved this many at a time: one write per block, not per message.
+SEQ_BLOCK = 32
+#: Each run of a process numbers its messages from the wall clock on (this many seqs a
+#: second), at least above everything reserved before it: a store that went back in time (a
+#: power cut, a card that lied about a write) would otherwise number new messages with the
+#: seqs its partner saw in the run it forgot. (1024 a second lasts 280,000 years in 2**53.)
+SEQS_PER_SECOND = 1024
+REPAIR_FIX = "run micromance repair (it keeps a copy of the damaged file and rebuilds the rest)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,22 +67,42 @@ CREATE TABLE IF NOT EXISTS recent_events (
     detail TEXT NOT NULL DEFAULT ''
 );
 """
+#: The columns of each table, as the schema above has them (``repair`` copies them over).
+COLUMNS = {
+    "kv": ("key", "value"),
+    "outbox": ("seq", "pair_id", "type", "message", "created"),
+    "replay_windows": ("pair_id", "sender", "window"),
+    "recent_events": ("id", "at", "kind", "detail"),
+}
+
+
+class StoreDamaged(StoreError):
+    """The state database is damaged; ``micromance repair`` (or the daemon) rebuilds it."""
 
 
 class Store:
     """One SQLite database in the state directory; use from the loop thread only."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, path: Path, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self._db = connection
         self.path = path
         self._depth = 0
         self._after_commit: list[Callable[[], None]] = []
+        self._seq_next = 0       # next seq to hand out; 0: read the reserved ceiling first
+        self._seq_ceiling = 0    # highest seq reserved on the disk
+        self._run_first = 0      # the first seq of this run (0: none handed out yet)
+        self._clock = clock      # wall-clock seconds: where a run's seqs start
 
     # --- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, state_dir: Path) -> Store:
-        """Open (creating if needed) the store; the directory is private to the service."""
+    def open(cls, state_dir: Path, *, clock: Callable[[], float] = time.time) -> Store:
+        """Open (creating if needed) and check the store; the directory is private to the service.
+
+        Raises :class:`StoreDamaged` when the file is damaged, another ``StoreError`` when it
+        cannot be used (permissions, a full or read-only disk).
+        """
         try:
             state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as error:
@@ -72,6 +111,8 @@ class Store:
                 fix="create it writable for this user, or set paths.state_dir in the config"
             ) from None
         path = state_dir / DB_NAME
+        check_wal(path)
+        connection = None
         try:
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             # Small pages: a press touches a few rows in a few tables, and every page it
@@ -81,15 +122,21 @@ class Store:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA busy_timeout=2000")
+            _quick_check(connection, path)
             connection.executescript(_SCHEMA)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.Error as error:
-            raise StoreError(
-                f"cannot use the state database {path} ({error})",
-                fix=f"check that {state_dir} is writable for this user and the disk is not full"
-            ) from None
-        os.chmod(path, 0o600)
-        return cls(connection, path)
+            os.chmod(path, 0o600)
+        except (sqlite3.Error, StoreError, OSError) as error:
+            if connection is not None:
+                connection.close()
+            raise _plain(error, path, writing=True) from None
+        store = cls(connection, path, clock=clock)
+        try:
+            store.run_first_seq()  # durable now, before any step's transaction could undo it
+        except StoreError:
+            store.close()
+            raise
+        return store
 
     @classmethod
     def open_readonly(cls, state_dir: Path) -> Store | None:
@@ -97,16 +144,33 @@ class Store:
         path = state_dir / DB_NAME
         if not path.exists():
             return None
+        connection = None
         try:
             connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-            connection.execute("SELECT 1 FROM kv LIMIT 1")
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot read {path} ({error})", fix="run status as the user "
-                             "that runs the service (e.g. with sudo)") from None
+            _quick_check(connection, path)
+        except (sqlite3.Error, StoreError) as error:
+            if connection is not None:
+                connection.close()
+            raise _plain(error, path, writing=False) from None
         return cls(connection, path)
 
     def close(self) -> None:
         self._db.close()
+
+    # --- statements: every SQLite error leaves as a StoreError ---------------------------
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise _plain(error, self.path, writing=False) from None
+
+    def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a write; returns how many rows it changed."""
+        try:
+            return self._db.execute(sql, params).rowcount
+        except sqlite3.Error as error:
+            raise _plain(error, self.path, writing=True) from None
 
     # --- transactions -------------------------------------------------------------------
 
@@ -120,16 +184,18 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        self._change("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield
+            self._change("COMMIT")
         except BaseException:
             self._after_commit.clear()  # what the rolled-back writes promised never happens
-            self._db.execute("ROLLBACK")
+            self._seq_next = 0          # a reserved block may be rolled back: read it again
+            if self._db.in_transaction:  # SQLite may have rolled back by itself (disk full)
+                with suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
-        else:
-            self._db.execute("COMMIT")
         finally:
             self._depth = 0
         actions, self._after_commit = self._after_commit, []
@@ -147,23 +213,51 @@ class Store:
         else:
             action()
 
+    def check_writable(self) -> None:
+        """One tiny durable write (a row written and deleted in one commit).
+
+        Raises ``StoreError`` while the disk is full or read-only; used to notice that it
+        has room again.
+        """
+        with self.transaction():
+            self._change("INSERT OR REPLACE INTO kv (key, value) VALUES ('writable', '')")
+            self._change("DELETE FROM kv WHERE key = 'writable'")
+
     # --- key/value ----------------------------------------------------------------------
 
     def get(self, key: str, default: str = "") -> str:
-        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        rows = self._query("SELECT value FROM kv WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else default
 
     def put(self, key: str, value: str) -> None:
         with self.transaction():
-            self._db.execute(
+            self._change(
                 "INSERT INTO kv (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
     def device_id(self) -> str:
-        """This unit's id: random, made once, never secret (it appears in topics)."""
-        existing = self.get("device_id")
-        if existing:
-            return existing
+        """This unit's id, never secret (it appears in topics).
+
+        A paired unit's id is the one in pair.json, which survives the loss of this database:
+        an empty or rebuilt database never makes a new identity while the pair stands, and
+        the daemon and ``status`` agree that the unit is paired. Unpaired, it is random and
+        made once.
+        """
+        stored = self.get("device_id")
+        try:
+            pair = load_pair(self.path.parent)
+        except StoreError:
+            pair = None  # a damaged pair.json stops whoever uses the pair, with its own fix
+        if pair is not None and pair.device_id != stored:
+            if stored:
+                log.warning("device id %s in the database is not pair.json's (%s): "
+                            "using the pair's", stored, pair.device_id)
+            else:
+                log.info("device id %s taken from pair.json", pair.device_id)
+            self.put("device_id", pair.device_id)
+            return pair.device_id
+        if stored:
+            return stored
         fresh = secrets.token_hex(8)
         self.put("device_id", fresh)
         return fresh
@@ -183,7 +277,7 @@ class Store:
             data = json.loads(raw)
             known = {f.name for f in fields(Counters)}
             return Counters(**{k: v for k, v in data.items() if k in known})
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, AttributeError):
             log.warning("stored counters unreadable; starting from zero")
             return Counters()
 
@@ -205,15 +299,51 @@ class Store:
     # --- the link: sequence numbers, outbox, replay windows -----------------------------
 
     def next_seq(self) -> int:
-        """Our next sequence number; durable, so a restart never reuses one."""
-        with self.transaction():
-            seq = int(self.get("seq", "0")) + 1
-            self.put("seq", str(seq))
+        """Our next sequence number, never used twice, also across restarts.
+
+        The kv row ``seq`` holds the highest seq *reserved*; seqs are handed out from memory
+        and the row is written once per ``SEQ_BLOCK`` (so a replayed message, answered with
+        a fresh ack, costs no write). After a restart the rest of the last block is skipped.
+        """
+        if not self._seq_next or self._seq_next > self._seq_ceiling:
+            self._reserve(self._seq_next)
+        seq = self._seq_next
+        self._seq_next += 1
         return seq
+
+    def advance_seq(self, past: int) -> None:
+        """Make every later ``next_seq()`` greater than ``past``, durably."""
+        if not self._seq_next or past >= self._seq_ceiling:
+            self._reserve(past + 1)
+        self._seq_next = max(self._seq_next, past + 1)
+
+    def _reserve(self, start: int) -> None:
+        """A new block from ``start`` on, above what is reserved on the disk.
+
+        The disk is read again (another process, ``micromance pair --forget``, may have
+        reserved since); inside the caller's transaction it commits with it, and a rollback
+        makes the next call read the disk again.
+        """
+        with self.transaction():
+            reserved = _as_int(self.get("seq", "0"))
+            start = max(start, reserved + 1)
+            if not self._run_first:
+                start = max(start, int(self._clock() * SEQS_PER_SECOND))
+            ceiling = start + SEQ_BLOCK - 1
+            self.put("seq", str(ceiling))
+            self._seq_next, self._seq_ceiling = start, ceiling
+            self._run_first = self._run_first or start
+
+    def run_first_seq(self) -> int:
+        """The first seq of this run (reserved now if need be): everything below it was
+        numbered by an earlier run, everything from it on by this one."""
+        if not self._run_first:
+            self._reserve(0)
+        return self._run_first
 
     def outbox_add(self, seq: int, pair_id: str, kind: str, message: str, created: str) -> None:
         with self.transaction():
-            self._db.execute(
+            self._change(
                 "INSERT INTO outbox (seq, pair_id, type, message, created) VALUES (?, ?, ?, ?, ?)",
                 (seq, pair_id, kind, message, created))
 
@@ -222,37 +352,34 @@ class Store:
         removed = 0
         with self.transaction():
             for seq in seqs:
-                cursor = self._db.execute("DELETE FROM outbox WHERE pair_id = ? AND seq = ?",
-                                          (pair_id, seq))
-                removed += cursor.rowcount
+                removed += self._change("DELETE FROM outbox WHERE pair_id = ? AND seq = ?",
+                                        (pair_id, seq))
         return removed
 
     def outbox_clear(self, pair_id: str) -> int:
         """Drop what waits for a partner we are no longer paired with."""
         with self.transaction():
-            cursor = self._db.execute("DELETE FROM outbox WHERE pair_id = ?", (pair_id,))
-        return cursor.rowcount
+            return self._change("DELETE FROM outbox WHERE pair_id = ?", (pair_id,))
 
     def outbox(self, pair_id: str) -> list[tuple[int, str]]:
         """Waiting messages, oldest first: (seq, message JSON)."""
-        rows = self._db.execute(
-            "SELECT seq, message FROM outbox WHERE pair_id = ? ORDER BY seq", (pair_id,))
-        return list(rows)
+        rows = self._query("SELECT seq, message FROM outbox WHERE pair_id = ? ORDER BY seq",
+                           (pair_id,))
+        return [(int(seq), str(message)) for seq, message in rows]
 
     def outbox_size(self, pair_id: str) -> int:
-        (count,) = self._db.execute("SELECT COUNT(*) FROM outbox WHERE pair_id = ?",
-                                    (pair_id,)).fetchone()
+        ((count,),) = self._query("SELECT COUNT(*) FROM outbox WHERE pair_id = ?", (pair_id,))
         return int(count)
 
     def load_window(self, pair_id: str, sender: str) -> str:
-        row = self._db.execute(
+        rows = self._query(
             "SELECT window FROM replay_windows WHERE pair_id = ? AND sender = ?",
-            (pair_id, sender)).fetchone()
-        return row[0] if row else ""
+            (pair_id, sender))
+        return str(rows[0][0]) if rows else ""
 
     def save_window(self, pair_id: str, sender: str, window: str) -> None:
         with self.transaction():
-            self._db.execute(
+            self._change(
                 "INSERT INTO replay_windows (pair_id, sender, window) VALUES (?, ?, ?) "
                 "ON CONFLICT(pair_id, sender) DO UPDATE SET window = excluded.window",
                 (pair_id, sender, window))
@@ -261,13 +388,177 @@ class Store:
 
     def log_event(self, at: str, kind: str, detail: str = "") -> None:
         with self.transaction():
-            self._db.execute("INSERT INTO recent_events (at, kind, detail) VALUES (?, ?, ?)",
-                             (at, kind, detail))
-            self._db.execute(
+            self._change("INSERT INTO recent_events (at, kind, detail) VALUES (?, ?, ?)",
+                         (at, kind, detail))
+            self._change(
                 "DELETE FROM recent_events WHERE id <= "
                 "(SELECT MAX(id) FROM recent_events) - ?", (RECENT_EVENTS_KEPT,))
 
     def recent_events(self, limit: int = 10) -> list[dict[str, str]]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT at, kind, detail FROM recent_events ORDER BY id DESC LIMIT ?", (limit,))
         return [{"at": at, "kind": kind, "detail": detail} for at, kind, detail in rows]
+
+    # --- rebuilding (``repair``) ---------------------------------------------------------
+
+    def restore_rows(self, table: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Put rows salvaged from a damaged database back (columns as in ``COLUMNS``)."""
+        columns = COLUMNS[table]
+        sql = (f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
+               f"VALUES ({', '.join('?' * len(columns))})")
+        with self.transaction():
+            for row in rows:
+                self._change(sql, row)
+
+
+def _as_int(text: str) -> int:
+    try:
+        return max(0, int(text))
+    except ValueError:
+        return 0
+
+
+def _quick_check(connection: sqlite3.Connection, path: Path) -> None:
+    """SQLite's own check of every page (cheap on this small database; see storage.md)."""
+    rows = connection.execute("PRAGMA quick_check").fetchall()
+    if rows != [("ok",)]:
+        first = str(rows[0][0]).splitlines()[-1] if rows else "no answer"
+        raise StoreDamaged(f"the state database {path} is damaged ({first})", fix=REPAIR_FIX)
+
+
+# --- errors in plain words -----------------------------------------------------------------
+
+_DAMAGE = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_MAYBE_OS = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM,
+             sqlite3.SQLITE_IOERR, sqlite3.SQLITE_AUTH)
+
+
+def _plain(error: Exception, path: Path, *, writing: bool) -> StoreError:
+    """A SQLite (or OS) error as one StoreError that says what is wrong in plain words.
+
+    The permission and disk-space hints appear only when that is the cause: SQLite's own
+    code says so (full, damaged), else the file system is asked (read-only, not ours).
+    """
+    if isinstance(error, StoreError):
+        return error
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    verb = "written" if writing else "read"
+    if code in _DAMAGE:
+        return StoreDamaged(f"the state database {path} is damaged ({error})", fix=REPAIR_FIX)
+    if code == sqlite3.SQLITE_FULL:
+        return StoreError(f"the disk is full: the state database {path} cannot be written",
+                          fix="free some space on the SD card", short="the disk is full")
+    if code in _MAYBE_OS or isinstance(error, OSError):
+        cause = _os_cause(path, writing)
+        if cause is not None:
+            return cause
+    if code == sqlite3.SQLITE_IOERR:
+        return StoreError(f"the state database {path} cannot be {verb}: the storage reports "
+                          f"an I/O error ({error})",
+                          fix=f"the SD card may be failing (see dmesg); if this stays, "
+                              f"{REPAIR_FIX}")
+    return StoreError(f"the state database {path} cannot be {verb} ({error})",
+                      fix="check the state directory and the SD card (dmesg)")
+
+
+def _os_cause(path: Path, writing: bool) -> StoreError | None:
+    """A read-only file system, or files this user may not use (EROFS, EACCES), if so."""
+    directory = path.parent
+    with suppress(OSError):
+        if writing and os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return StoreError(f"the storage is read-only: {path} cannot be written",
+                              fix="the SD card may be failing or mounted read-only (see dmesg); "
+                                  "remount it read-write or move the state to a new card",
+                              short="the storage is read-only")
+    mode = os.R_OK | (os.W_OK if writing else 0)
+    files = [p for p in (path, _sibling(path, "-wal"), _sibling(path, "-shm")) if p.exists()]
+    if not os.access(directory, mode | os.X_OK) or not all(os.access(p, mode) for p in files):
+        return StoreError(f"permission denied: {path} cannot be {'written' if writing else 'read'}"
+                          " as this user",
+                          fix="run it as the user that runs the service (e.g. with sudo), or "
+                              f"give that user {directory}", short="no permission to save")
+    return None
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def kept_name(path: Path, stamp: str) -> Path:
+    """Where a damaged file is kept: ``state.db-wal`` -> ``state.db-wal.damaged-<stamp>``."""
+    return path.with_name(f"{path.name}.damaged-{stamp}")
+
+
+def utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+# --- the write-ahead log -------------------------------------------------------------------
+# SQLite reads the WAL up to the first frame whose checksum fails and silently ignores the
+# rest, committed transactions included. It is checked here before SQLite opens it, so damage
+# is at least said and the log kept. Format: https://www.sqlite.org/fileformat2.html#walformat
+
+_WAL_HEADER = 32
+_FRAME_HEADER = 24
+_WAL_MAGIC = 0x377F0682  # checksums over little-endian words; +1: big-endian
+
+
+def check_wal(path: Path) -> None:
+    """Warn in one line, and keep a copy, when the WAL of ``path`` has damaged frames."""
+    wal = _sibling(path, "-wal")
+    try:
+        data = wal.read_bytes()
+    except OSError:
+        return  # no WAL (a closed database), or unreadable: SQLite says so itself
+    problem = wal_damage(data)
+    if problem:
+        copy = kept_name(wal, utc_stamp())
+        with suppress(OSError):
+            shutil.copyfile(wal, copy)
+        log.warning("%s: %s; the last changes may be lost (the partner's unit resends what "
+                    "it knows); copy kept as %s", wal, problem, copy.name)
+
+
+def wal_damage(data: bytes) -> str:
+    """What is damaged in this WAL's current generation, or "" when SQLite will read it all.
+
+    Frames of the current generation carry the header's salts; each checksum continues the
+    one before. A frame is judged against its predecessor's *stored* checksum, so frames after
+    a damaged one can still be told intact, and what SQLite drops with it is counted.
+    """
+    if len(data) < _WAL_HEADER:
+        return ""
+    magic, _, page_size, _, salt1, salt2, sum1, sum2 = struct.unpack(">8I", data[:32])
+    order = ">" if magic == _WAL_MAGIC + 1 else "<"
+    header_ok = (magic in (_WAL_MAGIC, _WAL_MAGIC + 1)
+                 and _wal_checksum(data[:24], (0, 0), order) == (sum1, sum2))
+    frame_size = _FRAME_HEADER + page_size
+    if not header_ok or page_size < 512 or page_size & (page_size - 1):
+        return "its header is damaged" if len(data) > _WAL_HEADER else ""
+    first_bad, frames, commits_after = 0, 0, 0
+    previous = (sum1, sum2)
+    for offset in range(_WAL_HEADER, len(data) - frame_size + 1, frame_size):
+        _, commit, salt_1, salt_2, check1, check2 = struct.unpack_from(">6I", data, offset)
+        if (salt_1, salt_2) != (salt1, salt2):
+            break  # the end of the current generation: older frames, ignored by design
+        frames += 1
+        content = data[offset:offset + 8] + data[offset + _FRAME_HEADER:offset + frame_size]
+        intact = _wal_checksum(content, previous, order) == (check1, check2)
+        if not intact and not first_bad:
+            first_bad = frames
+        elif intact and first_bad and commit:
+            commits_after += 1
+        previous = (check1, check2)
+    if not first_bad:
+        return ""
+    return (f"frame {first_bad} of {frames} fails its checksum: SQLite ignores it and all after "
+            f"it ({commits_after} later commit(s))")
+
+
+def _wal_checksum(data: bytes, start: tuple[int, int], order: str) -> tuple[int, int]:
+    s0, s1 = start
+    words = struct.unpack(f"{order}{len(data) // 4}I", data)
+    for i in range(0, len(words), 2):
+        s0 = (s0 + words[i] + s1) & 0xFFFFFFFF
+        s1 = (s1 + words[i + 1] + s0) & 0xFFFFFFFF
+    return s0, s1

@@ -14,6 +14,9 @@ from typing import Any
 
 from tests.benchmarks.common import raw_client
 
+#: The seq of the raw partner's presence (presence is ordered on its own, newest wins).
+PRESENCE_SEQ = 1_000_000
+
 
 class RawPartner:
     """Plays the partner of ``pair`` (the unit's own Pair): sends thanks, counts acks."""
@@ -26,13 +29,24 @@ class RawPartner:
         self.mine = Topics(pair.pair_id, pair.partner_id)     # the partner's topics
         self.unit = Topics(pair.pair_id, pair.device_id)      # the unit's topics
         self.acked: set[int] = set()
+        self.acks = 0              # ack messages received
         self.rejected = 0
         self.sent = 0
+        self.last_payload = b""    # the last sealed thanks, as published
         self._changed = threading.Condition()
         self.client = raw_client(f"bench-partner-{pair.partner_id}", port,
                                  subscribe=[(self.unit.events, 1)],
                                  on_message=self._on_message)
-        self.client.publish(self.mine.presence, b"online", qos=1, retain=True)
+        self.client.publish(self.mine.presence, self._presence(), qos=1, retain=True)
+
+    def _presence(self) -> bytes:
+        """Sealed ``online`` (a seq of its own, far from the thanks' 1, 2, 3...)."""
+        from micromance.protocol import Message, format_time, seal
+
+        message = Message(type="presence", sender=self.pair.partner_id, seq=PRESENCE_SEQ,
+                          time=format_time(datetime.now().astimezone()), name=self.name,
+                          sent_total=0, online=True)
+        return seal(message, key=self.pair.key, topic=self.mine.presence)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         from micromance.protocol import ProtocolError, open_sealed
@@ -46,6 +60,7 @@ class RawPartner:
             return
         if opened.type == "ack":
             with self._changed:
+                self.acks += 1
                 self.acked.update(opened.seqs)
                 self._changed.notify_all()
 
@@ -65,8 +80,8 @@ class RawPartner:
                     raise RuntimeError(f"partner: no ack for {window} thanks within {timeout}s")
             message = Message(type="thanks", sender=self.pair.partner_id, seq=seq, time=now,
                               name=self.name, sent_total=seq)
-            self.client.publish(self.mine.events,
-                                seal(message, key=self.pair.key, topic=self.mine.events), qos=1)
+            self.last_payload = seal(message, key=self.pair.key, topic=self.mine.events)
+            self.client.publish(self.mine.events, self.last_payload, qos=1)
             self.sent = seq
         with self._changed:
             if not self._changed.wait_for(lambda: len(self.acked) >= self.sent, timeout):

@@ -137,10 +137,13 @@ class SendAck(Durable):
 
 @dataclass(frozen=True)
 class PublishState(Durable):
-    """Refresh our retained, sealed summary (totals) for the partner's next reconnect."""
+    """Refresh our retained, sealed summary for the partner's next reconnect: our totals and
+    what we saw of the partner (so a partner whose store went back in time catches up)."""
 
     sent_total: int
     streak: int
+    seen_seq: int = 0
+    seen_total: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,11 @@ class DropFromOutbox(Durable):
 @dataclass(frozen=True)
 class Redeliver:
     """Publish everything still in the outbox again."""
+
+
+@dataclass(frozen=True)
+class CheckStorage:
+    """Try a small write: has the storage recovered? (answered with an event)."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +205,7 @@ class ForgetPair(Durable):
 Command = (
     ShowFrame | SetContrast | SetPanelPower | SetLight | ReportLiveFacts
     | SaveCounters | SaveRotation | SaveWindow
-    | SendThanks | SendSeen | SendDone | SendAck | PublishState | DropFromOutbox | Redeliver
-    | NoteRejected
+    | SendThanks | SendSeen | SendDone | SendAck | PublishState
+    | DropFromOutbox | Redeliver | NoteRejected | CheckStorage
     | StartPairing | PublishPairing | StopPairing | SavePair | ForgetPair
 )

@@ -18,6 +18,7 @@ class Counters:
     last_done_day: str = ""
     pending: int = 0                   # partner's thank-yous not yet acknowledged
     partner_name: str = ""
+    received_seq: int = 0              # the partner's seq that brought ``received_total``
 
     def today_on(self, day: date) -> int:
         return self.today if self.day == day.isoformat() else 0

@@ -78,11 +78,6 @@ class LinkChanged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PartnerPresence(Event):
-    online: bool
-
-
-@dataclass(frozen=True, kw_only=True)
 class Delivery(Event):
     """A message from the partner, already opened and authenticated by the link adapter.
 
@@ -97,6 +92,18 @@ class Rejected(Event):
     """The link adapter dropped a message it could not authenticate or parse."""
 
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageFailed(Event):
+    """A step could not be committed (disk full, read-only storage): it did not happen."""
+
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageRecovered(Event):
+    """A test write succeeded again."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -48,12 +48,17 @@ from micromance.core.state import (
     DONE_SECONDS,
     FLASH_SECONDS,
     FRAME_SECONDS,
+    MAX_RISE,
+    MAX_SEQ_JUMP,
     PAGE_SECONDS,
     PAIRING_RESULT_SECONDS,
     PEEK_SECONDS,
+    REACK_SECONDS,
     REDELIVER_FIRST,
     REDELIVER_MAX,
+    REDELIVER_MIN_GAP,
     SENT_SECONDS,
+    STORAGE_RETRY_SECONDS,
     Mode,
     Outputs,
     Partner,
@@ -87,6 +92,7 @@ def initial_state(
     paired: bool = False,
     window: ReplayWindow | None = None,
     outbox: int = 0,
+    run_first_seq: int = 0,
 ) -> State:
     """The state after start-up, restored from what the store kept."""
     bag = ShuffleBag.from_json(bag_json) if bag_json else ShuffleBag.fresh((), draws)
@@ -99,7 +105,8 @@ def initial_state(
     state = State(settings=settings, at=at, wall=wall, counters=counters, screen=screen,
                   rotation=Rotation(bag=bag, draws=draws),
                   partner=Partner(paired=paired, window=window or ReplayWindow(),
-                                  outbox=outbox))
+                                  outbox=outbox, start_total=counters.sent_total,
+                                  run_first_seq=run_first_seq))
     if prompt_id in by_id:
         return _rotation(state, prompt=by_id[prompt_id], page_origin=half_minutes(wall))
     state, _ = _next_prompt(state, focus=False)
@@ -125,6 +132,8 @@ def next_deadline(state: State) -> float | None:
         screen.peek_until,
         screen.flash_until if is_flashing(state) else None,
         state.partner.redeliver_at,
+        state.partner.reack_at if state.partner.reack else None,
+        state.storage_retry_at,
         state.rotation.change_due,
         pairing.next_deadline(state.session) if state.session is not None else None,
     ]
@@ -192,14 +201,15 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             state = _partner(state, link=link)
             if link is not LinkState.CONNECTED:
                 return state
-            out.append(cmd.PublishState(sent_total=state.counters.sent_total,
-                                        streak=state.counters.streak))
+            out.append(_state_message(state))
             return _redeliver_now(state, out)
-        case ev.PartnerPresence(online=online):
-            state = _partner(state, online=online)
-            return _redeliver_now(state, out) if online else state
         case ev.OutboxChanged(size=size):
             return _outbox_changed(state, size)
+        case ev.StorageFailed(reason=reason):
+            retry = state.storage_retry_at or state.at + STORAGE_RETRY_SECONDS
+            return replace(state, storage=reason, storage_retry_at=retry)
+        case ev.StorageRecovered():
+            return replace(state, storage="", storage_retry_at=None)
         case ev.PairingBegin(entropy=entropy):
             if state.screen.mode is not Mode.PAIRING or state.session is not None:
                 return state
@@ -233,6 +243,8 @@ def _gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
     if state.screen.problem is not None:
         state = _screen(state, problem=None)
     if gesture in (Gesture.THANKS_PRESS, Gesture.THANKS_HOLD):
+        if state.storage:  # not counted, not sent: for a moment the screen says so
+            return _screen(_go(state, Mode.SENT, state.at + SENT_SECONDS), seen=False)
         return _send_thanks(state, out)
     if gesture is Gesture.NEXT_PRESS:
         if state.pending:
@@ -271,17 +283,20 @@ def _mark_done(state: State, out: list[Command]) -> State:
     return _go(replace(state, counters=counters), Mode.DONE, state.at + DONE_SECONDS)
 
 
-def _partner_total(state: State, total: int, sender: str, out: list[Command]) -> State:
+def _partner_total(state: State, message: Message, out: list[Command]) -> State:
     """Grow-only: the partner's total only ever rises, and every rise is thanks to show.
 
     Whichever message brings the news (the thanks itself, a later one, the retained state
-    after an outage), lost, duplicated or reordered messages converge on the same count.
+    after an outage), lost, duplicated or reordered messages converge on the same count. A
+    message's rise was checked by ``_implausible`` before anything changed.
     """
-    added = total - state.counters.received_total
+    counters = state.counters
+    added = message.sent_total - counters.received_total
     if added <= 0:
         return state
-    counters = replace(state.counters, received_total=total, pending=state.pending + added,
-                       partner_name=sender or state.sender)
+    counters = replace(counters, received_total=message.sent_total, received_seq=message.seq,
+                       pending=state.pending + added,
+                       partner_name=message.name or state.sender)
     counters = counters.add_today(added, state.wall.date())
     out.append(cmd.SaveCounters(counters))
     state = replace(state, counters=counters)
@@ -300,15 +315,24 @@ def _seen(state: State) -> State:
 
 def _delivery(state: State, message: Message, out: list[Command]) -> State:
     """A sealed message from the partner: new ones act, replays are refused and counted."""
-    sent_total = state.counters.sent_total
+    window, counters = state.partner.window, state.counters
+    implausible = _implausible(state, message)
+    if implausible:
+        return _rejected(state, implausible, out)
+    if message.type is MessageType.PRESENCE:
+        return _presence(state, message, out)
     if message.type is MessageType.STATE:
-        # The retained summary comes again on every reconnect; it only ever raises totals.
-        return _partner_total(state, message.sent_total, message.name, out)
-    window = state.partner.window
+        # The retained summary comes again on every reconnect; it only ever raises totals,
+        # and it says what the partner saw of us.
+        state = _catch_up(state, message.seen_seq, message.seen_total, out)
+        # It publishes its summary when it connects: ours answers with what we saw of it,
+        # before its news of this run (it sends that after its summary), so that a partner
+        # whose store went back in time catches up (``_catch_up`` on its side).
+        state = _tell_what_we_saw(state, message.seq, out)
+        return _partner_total(state, message, out)
     if not window.check(message.seq):
         if message.type is not MessageType.ACK:
-            # Our first ack may have been lost.
-            out.append(cmd.SendAck((message.seq,), sent_total=sent_total))
+            state = _reack(state, message.seq, out)  # our first ack may have been lost
         return _rejected(state, "replayed", out)
     window = window.accept(message.seq)
     out.append(cmd.SaveWindow(window.to_json()))
@@ -322,11 +346,88 @@ def _delivery(state: State, message: Message, out: list[Command]) -> State:
                          redeliver_at=None)
         return _screen(state, problem=v.ProblemView("Unpaired",
                                                     f"{message.name} unpaired the units"))
-    out.append(cmd.SendAck((message.seq,), sent_total=sent_total))
-    state = _partner_total(state, message.sent_total, message.name, out)
+    out.append(cmd.SendAck((message.seq,), sent_total=counters.sent_total))
+    state = _partner_total(state, message, out)
     if message.type is MessageType.SEEN:
         return _seen(state)
     return state
+
+
+def _implausible(state: State, message: Message) -> str:
+    """Bounded trust, even in the partner (a bug, a stolen key): a message may move its seq
+    at most ``MAX_SEQ_JUMP`` ahead, and raise its total by at most as many thank-yous as it
+    used seqs since the message that brought the count we have, never more than
+    ``MAX_RISE``. Beyond that it is refused before it changes anything (a total or a seq near
+    2**53 would stop every later count)."""
+    highest, counters = state.partner.window.highest, state.counters
+    if highest and message.seq > highest + MAX_SEQ_JUMP:
+        return "implausible_seq"
+    rise = message.sent_total - counters.received_total
+    if rise > 0 and message.type is not MessageType.PRESENCE \
+            and rise > min(MAX_RISE, message.seq - counters.received_seq):
+        return "implausible_total"
+    return ""
+
+
+def _presence(state: State, message: Message, out: list[Command]) -> State:
+    """Sealed and retained: the newest presence wins, an older one is a replay."""
+    window = state.partner.window
+    if not window.newer_presence(message.seq):
+        if message.seq < window.presence:
+            return _rejected(state, "replayed", out)
+        return state  # the retained copy once more, after a reconnect
+    window = window.accept_presence(message.seq)
+    out.append(cmd.SaveWindow(window.to_json()))
+    state = _partner(state, window=window, online=message.online)
+    return _redeliver_now(state, out) if message.online else state
+
+
+def _catch_up(state: State, seen_seq: int, seen_total: int, out: list[Command]) -> State:
+    """The partner's summary says what it saw of us. When that was before this run (all it
+    saw has seqs below our first of this run) and counts more than we started with, our store
+    went back in time (a power cut, a card that lied about a write): the thank-yous it counted
+    that we forgot join our total, and our summary says so at once, so that every press made
+    since counts on top. (Our seqs of this run start far above the forgotten ones, so they
+    are never taken for replays.)"""
+    partner = state.partner
+    if not partner.run_first_seq or seen_seq >= partner.run_first_seq:
+        return state  # it saw this run's messages: its counts are news of this run
+    lost = max(0, seen_total - partner.start_total)
+    added = lost - partner.lost_added
+    if added <= 0:
+        return state
+    counters = replace(state.counters, sent_total=state.counters.sent_total + added)
+    out.append(cmd.SaveCounters(counters))
+    state = _partner(replace(state, counters=counters), lost_added=lost)
+    out.append(_state_message(state))
+    return state
+
+
+def _tell_what_we_saw(state: State, seq: int, out: list[Command]) -> State:
+    """Our summary, in answer to a new summary of the partner's (one with a seq we did not
+    answer yet): replaying its old summaries cannot make us publish without end."""
+    if seq <= state.partner.told_seq:
+        return state
+    out.append(_state_message(state))
+    return _partner(state, told_seq=seq)
+
+
+def _state_message(state: State) -> cmd.PublishState:
+    counters = state.counters
+    return cmd.PublishState(sent_total=counters.sent_total, streak=counters.streak,
+                            seen_seq=state.partner.window.highest,
+                            seen_total=counters.received_total)
+
+
+def _reack(state: State, seq: int, out: list[Command]) -> State:
+    """Acknowledge a duplicate again, but at most once per ``REACK_SECONDS``: a flood of
+    replays costs one ack (no write) rather than one each."""
+    partner = state.partner
+    pending = partner.reack if seq in partner.reack else (*partner.reack, seq)[-256:]
+    if partner.reack_at is not None and state.at < partner.reack_at:
+        return _partner(state, reack=pending)
+    out.append(cmd.SendAck(tuple(pending), sent_total=state.counters.sent_total))
+    return _partner(state, reack=(), reack_at=state.at + REACK_SECONDS)
 
 
 def _rejected(state: State, reason: str, out: list[Command]) -> State:
@@ -350,10 +451,18 @@ def _outbox_changed(state: State, size: int) -> State:
 
 
 def _redeliver_now(state: State, out: list[Command]) -> State:
-    if not state.partner.outbox:
+    """Send the outbox again now, unless that happened moments ago (then at the earliest
+    moment allowed): no input can make the unit send its outbox more than a few times a
+    minute."""
+    partner = state.partner
+    if not partner.outbox:
         return state
+    if partner.last_redeliver is not None \
+            and state.at < partner.last_redeliver + REDELIVER_MIN_GAP:
+        soon = partner.last_redeliver + REDELIVER_MIN_GAP
+        return _partner(state, redeliver_at=min(partner.redeliver_at or soon, soon))
     out.append(cmd.Redeliver())
-    return _partner(state, redeliver_backoff=REDELIVER_FIRST,
+    return _partner(state, redeliver_backoff=REDELIVER_FIRST, last_redeliver=state.at,
                     redeliver_at=state.at + REDELIVER_FIRST)
 
 
@@ -386,7 +495,8 @@ def _pairing_step(state: State, step: pairing.Step, out: list[Command]) -> State
     out.append(cmd.SavePair(session.result))
     out.append(cmd.SaveCounters(counters))
     state = _partner(replace(state, counters=counters), paired=True, window=ReplayWindow(),
-                     outbox=0, link=LinkState.CONNECTING, online=None)
+                     outbox=0, link=LinkState.CONNECTING, online=None, start_total=0,
+                     lost_added=0)
     return _screen(state, problem=None)
 
 
@@ -450,7 +560,15 @@ def _expire(state: State, out: list[Command]) -> State:
         backoff = min(partner.redeliver_backoff * 2, REDELIVER_MAX)
         if partner.outbox and partner.link is LinkState.CONNECTED:
             out.append(cmd.Redeliver())
+            state = _partner(state, last_redeliver=at)
         state = _partner(state, redeliver_backoff=backoff, redeliver_at=at + backoff)
+    partner = state.partner
+    if partner.reack and partner.reack_at is not None and at >= partner.reack_at:
+        out.append(cmd.SendAck(partner.reack, sent_total=state.counters.sent_total))
+        state = _partner(state, reack=(), reack_at=at + REACK_SECONDS)
+    if state.storage and state.storage_retry_at is not None and at >= state.storage_retry_at:
+        out.append(cmd.CheckStorage())
+        state = replace(state, storage_retry_at=at + STORAGE_RETRY_SECONDS)
     return state
 
 

@@ -28,6 +28,14 @@ PEEK_SECONDS = 30.0         # a button during quiet hours lights the screen this
 PAGE_SECONDS = 30.0         # long prompts turn a page this often, on the half minute
 REDELIVER_FIRST = 20.0      # unacknowledged messages go out again after this long...
 REDELIVER_MAX = 900.0       # ...doubling each time up to this
+REDELIVER_MIN_GAP = 10.0    # and never more often than this, whatever arrives
+REACK_SECONDS = 5.0         # duplicates are acknowledged again at most this often, in one ack
+STORAGE_RETRY_SECONDS = 30.0   # a failed commit: try a small write this often until it works
+#: A message may move the partner's seq at most this far ahead. A unit numbers each run from
+#: the wall clock (1024 seqs a second): this is two years switched off.
+MAX_SEQ_JUMP = 2**36
+#: ...and raise its total at most by this much: more thank-yous than a unit ever holds back.
+MAX_RISE = 10_000
 SHIFT_SECONDS = 60.0        # OLED care: move the picture once a minute
 #: Pixel-shift path: a small loop around the centre, one step a minute.
 SHIFTS = ((0, 0), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1))
@@ -99,6 +107,13 @@ class Partner:
     window: ReplayWindow = field(default_factory=ReplayWindow)
     redeliver_at: float | None = None
     redeliver_backoff: float = REDELIVER_FIRST
+    last_redeliver: float | None = None
+    reack: tuple[int, ...] = ()        # partner seqs that came again, to acknowledge again...
+    reack_at: float | None = None      # ...not before this (one ack for a whole burst)
+    told_seq: int = 0                  # the partner's last summary ours answered
+    run_first_seq: int = 0             # our first seq this run (0: not known, no catching up)
+    start_total: int = 0               # our sent total when this run started
+    lost_added: int = 0                # thank-yous our store forgot, added back this run
     rejected: int = 0
     rejected_reasons: frozenset[str] = frozenset()
 
@@ -125,6 +140,8 @@ class State:
     rotation: Rotation = field(default_factory=Rotation)
     partner: Partner = field(default_factory=Partner)
     session: pairing.Session | None = None   # a pairing attempt in progress
+    storage: str = ""                  # why the last commit failed ("" while saving works)
+    storage_retry_at: float | None = None
     outputs: Outputs = Outputs()
 
     @property

@@ -27,6 +27,9 @@ def view_of(state: State) -> v.View:
         return v.QuietView(pending=state.pending)
     if mode is Mode.PAIRING:
         return _pairing_view(state.session)
+    if state.storage and mode in (Mode.HOME, Mode.SENT, Mode.DONE):
+        # Saying so beats pretending: a press now is neither counted nor sent.
+        return v.ProblemView("Not sent" if mode is Mode.SENT else "Can't save", state.storage)
     if state.screen.problem is not None and mode is Mode.HOME:
         return state.screen.problem
     if mode is Mode.SENT:

@@ -2,8 +2,9 @@
 
 The daemon (``MqttLink``), the pairing rendezvous, ``micromance pair --forget`` and doctor all
 build their connection here, so doctor's verdict is the service's: a ``broker.ca_file`` doctor
-can use (``~`` and all), the service uses the same way. How a connection is *driven* (the
-runtime's own loop, or paho's thread) stays with each caller.
+can use (``~`` and all), the service uses the same way, and every CONNECT carries the same
+Maximum Packet Size (``connect_properties``). How a connection is *driven* (the runtime's own
+loop, or paho's thread) stays with each caller.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ from micromance.errors import LinkError
 
 #: Messages paho keeps while offline (pairing and the shell; MqttLink has its outbox).
 MAX_QUEUED_MESSAGES = 1000
+#: The largest MQTT packet any client of ours accepts, announced to the broker as the MQTT 5
+#: Maximum Packet Size in every CONNECT: the broker then drops a larger message instead of
+#: sending it (paho reads a whole packet into memory before our 4096-byte check can refuse
+#: it; one 64 MB publish took a unit from 49 to 250 MB). Our largest legitimate packet is a
+#: sealed payload (4096 bytes) plus its topic (~80) and a few bytes of MQTT header and
+#: properties; pairing payloads are at most 1024 bytes. 8 KiB leaves ample margin.
+MAX_PACKET_BYTES = 8192
 TLS_FILES_FIX = "check broker.ca_file, broker.client_cert and broker.client_key"
 
 
@@ -76,7 +84,8 @@ def new_client(broker: BrokerConfig, client_id: str,
                backoff: Backoff | None = None) -> Any:
     """A paho client set up from the config: MQTT 5, credentials, TLS, jittered backoff.
 
-    Not connected yet: each caller connects and drives it its own way.
+    Not connected yet: each caller connects and drives it its own way, always with
+    ``properties=connect_properties(...)`` (the packet size limit protects the unit's memory).
     """
     import paho.mqtt.client as mqtt
 
@@ -97,6 +106,20 @@ def new_client(broker: BrokerConfig, client_id: str,
             raise LinkError(f"cannot set up TLS for the broker ({_one_line(error)})",
                             fix=TLS_FILES_FIX) from None
     return client
+
+
+def connect_properties(*, session_expiry: int = 0) -> Any:
+    """The CONNECT properties of every client of ours (pass them to ``connect`` or
+    ``connect_async``): the Maximum Packet Size, and the SessionExpiryInterval when the
+    session should outlive the connection (the partner link)."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    properties = Properties(PacketTypes.CONNECT)
+    properties.MaximumPacketSize = MAX_PACKET_BYTES
+    if session_expiry:
+        properties.SessionExpiryInterval = session_expiry
+    return properties
 
 
 def set_nodelay(client: Any) -> None:

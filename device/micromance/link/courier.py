@@ -15,14 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from micromance.config import Config
 from micromance.core import events as ev
+from micromance.errors import StoreError
 from micromance.link.pair_file import Pair, forget_pair, load_pair, save_pair
-from micromance.protocol import Message, MessageType, ReplayWindow
+from micromance.protocol import Message, MessageType, ReplayWindow, Topics
 from micromance.store import Store
 
 if TYPE_CHECKING:
     from micromance.link.mqtt import MqttLink
 
 log = logging.getLogger("micromance")
+
+#: The kv row naming the pair whose subscriptions the broker's persistent session (client id
+#: ``micromance-<device id>``) holds and whose retained topics are ours there. Written once
+#: per pair change, when the new pair's first clean session has settled.
+BROKER_SESSION_KEY = "broker_session"
 
 
 class Courier:
@@ -39,9 +45,10 @@ class Courier:
         self._client_factory = client_factory
         self.pair = load_pair(config.state_dir)
         if self.pair is not None and self.pair.device_id != device_id:
-            log.warning("pair.json belongs to device %s, not this one (%s): ignoring it",
-                        self.pair.device_id, device_id)
-            self.pair = None
+            # Store.device_id() follows pair.json, so this is a caller's mistake; running
+            # unpaired while status says paired is not an option.
+            raise StoreError(f"pair.json belongs to device {self.pair.device_id}, not "
+                             f"{device_id}", fix="run micromance repair")
         self.link: MqttLink | None = None
 
     @property
@@ -70,17 +77,40 @@ class Courier:
     # --- the connection -------------------------------------------------------------------
 
     def connect(self) -> None:
+        """A link for the pair. If the broker session is another pair's (the pair changed,
+        perhaps while offline or stopped), the link starts a clean session and clears what
+        that pair left retained; it then records the session as this pair's."""
         if self.pair is None:
             return
         from micromance.link.mqtt import MqttLink  # paho and TLS only once there is a pair
 
-        self.link = MqttLink(self._config.broker, self.pair, self._post, wake=self._wake,
-                             client_factory=self._client_factory)
+        pair_id = self.pair.pair_id
+        session = self._store.get(BROKER_SESSION_KEY)
+        leftovers = None
+        if session and session != pair_id:
+            try:
+                leftovers = Topics(session, self._device_id)
+            except ValueError:
+                log.warning("unreadable %s in the store: starting a clean session",
+                            BROKER_SESSION_KEY)
+
+        def settled() -> None:
+            self._store.put(BROKER_SESSION_KEY, pair_id)
+
+        self.link = MqttLink(self._config.broker, self.pair, self._post,
+                             next_seq=self._store.next_seq, name=self._config.device.name,
+                             wake=self._wake, client_factory=self._client_factory,
+                             fresh_session=session != pair_id, leftovers=leftovers,
+                             on_settled=settled)
         self.link.start()
 
-    def disconnect(self) -> None:
+    def disconnect(self, *, leave: bool = False) -> None:
+        """Stop the link; with ``leave`` (a pair change) take its pair off the broker first."""
         if self.link is not None:
-            self.link.stop()
+            if leave:
+                self.link.leave()
+            else:
+                self.link.stop()
             self.link = None
 
     def switch(self, pair: Pair | None) -> None:
@@ -99,18 +129,20 @@ class Courier:
         self._store.after_commit(self._reconnect)
 
     def _reconnect(self) -> None:
-        self.disconnect()
+        self.disconnect(leave=True)
         self.connect()
 
     # --- messages (inside the step's transaction) ----------------------------------------
 
     def message(self, kind: MessageType, wall: datetime, *, sent_total: int,
-                streak: int = 0, seqs: tuple[int, ...] = ()) -> Message:
-        """A plaintext message stamped with a fresh, durable sequence number."""
+                streak: int = 0, seqs: tuple[int, ...] = (), seen_seq: int = 0,
+                seen_total: int = 0) -> Message:
+        """A plaintext message stamped with a fresh sequence number (never used before)."""
         seq = self._store.next_seq()
         return Message(type=kind, sender=self._device_id, seq=seq,
                        time=wall.isoformat(timespec="seconds"), name=self._config.device.name,
-                       sent_total=sent_total, seqs=seqs,
+                       sent_total=sent_total, seqs=seqs, seen_seq=seen_seq,
+                       seen_total=seen_total,
                        streak=streak if kind in (MessageType.DONE, MessageType.STATE) else 0,
                        last_seq=seq if kind is MessageType.STATE else 0)
 
@@ -126,11 +158,14 @@ class Courier:
         self._store.after_commit(self.announce_outbox)
 
     def send_once(self, kind: MessageType, wall: datetime, *, sent_total: int, streak: int = 0,
-                  seqs: tuple[int, ...] = (), retained: bool = False) -> None:
-        """Acks and the retained summary: not kept, the next redelivery or reconnect repeats."""
+                  seqs: tuple[int, ...] = (), seen_seq: int = 0, seen_total: int = 0,
+                  retained: bool = False) -> None:
+        """Acks, resyncs and the retained summary: not kept, the next redelivery or
+        reconnect repeats them."""
         if self.pair is None:
             return
-        message = self.message(kind, wall, sent_total=sent_total, streak=streak, seqs=seqs)
+        message = self.message(kind, wall, sent_total=sent_total, streak=streak, seqs=seqs,
+                               seen_seq=seen_seq, seen_total=seen_total)
         self._store.after_commit(lambda: self.publish(message, retained=retained))
 
     def delivered(self, seqs: tuple[int, ...]) -> None:
@@ -146,6 +181,11 @@ class Courier:
             self._store.save_window(self.pair.pair_id, self.pair.partner_id, window_json)
 
     # --- after the commit -------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """A broker is connected now (what is sent goes out at once, not only queued)."""
+        return self.link is not None and self.link.connected
 
     def publish(self, message: Message, retained: bool = False) -> None:
         """Hand a message to the link, if there is one now (the outbox covers the gaps)."""

@@ -14,9 +14,17 @@ what a message means or touches the store.
 Choices that matter (see docs/pitfalls.md):
 - MQTT 5 with ``clean_start=False`` *and* a SessionExpiryInterval, and a fixed client id, so
   the broker keeps our subscriptions and queued QoS 1 messages while we are away;
+- but that session belongs to one pair: after a pair change the first connection starts a
+  clean session and clears the retained topics the previous pair left (``fresh_session``,
+  ``leftovers``), and a link that is replaced while connected takes its pair off the broker
+  itself (``leave``);
+- a Maximum Packet Size in the CONNECT, so the broker never hands us more than 8 KiB;
 - subscribe inside ``on_connect`` so every reconnect resubscribes;
 - TCP_NODELAY on the socket once connected (Nagle cost 88 ms per round trip on loopback);
-- retained presence with a Last Will ``offline``; ``offline`` published on clean shutdown;
+- sealed, retained presence: before every connection attempt the link seals an ``online``
+  and, with the next seq, the Last Will ``offline``; it publishes ``online`` once connected and
+  the very same ``offline`` on a clean stop (so the partner, which keeps the newest presence,
+  sees one offline whichever way the connection ends, and nobody can forge or replay either);
 - reconnect with capped exponential backoff; each unit draws its own base delay and cap, which
   spreads a fleet's reconnects after a broker restart (jitter).
 """
@@ -33,14 +41,14 @@ from typing import Any
 from micromance import protocol
 from micromance.config import BrokerConfig
 from micromance.core import events as ev
-from micromance.link.client import Backoff, new_client, set_nodelay
+from micromance.errors import StoreError
+from micromance.link.client import Backoff, connect_properties, new_client, set_nodelay
 from micromance.link.pair_file import Pair
-from micromance.protocol import Message, ProtocolError, Topics
+from micromance.protocol import Message, MessageType, ProtocolError, Topics
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_SECONDS = 14 * 24 * 3600   # the broker keeps our queue for two weeks away
-ONLINE, OFFLINE = b"online", b"offline"
 
 #: Puts an event built from a factory and fields on the runtime's queue (stamped there).
 Post = Callable[..., None]
@@ -59,11 +67,22 @@ class MqttLink:
     """
 
     def __init__(self, broker: BrokerConfig, pair: Pair, post: Post, *,
+                 next_seq: Callable[[], int], name: str,
                  wake: Wake | None = None,
-                 client_factory: Callable[..., Any] | None = None) -> None:
+                 client_factory: Callable[..., Any] | None = None,
+                 fresh_session: bool = False, leftovers: Topics | None = None,
+                 on_settled: Callable[[], None] | None = None) -> None:
+        """``fresh_session``: the broker's session under our client id is not this pair's (a
+        pair change, or nothing known): connect with ``clean_start=True`` until a connection
+        has succeeded, clear ``leftovers`` (our retained ``state`` and ``presence`` of an
+        earlier pair) on it, and call ``on_settled`` (on the loop thread) once the broker has
+        acknowledged that; from then on the session is kept as usual."""
         self._broker = broker
         self._pair = pair
         self._post = post
+        self._next_seq = next_seq
+        self._name = name
+        self._online = self._offline = b""     # this connection's sealed presence
         self._wake = wake or (lambda: None)
         self.mine = Topics(pair.pair_id, pair.device_id)
         self.partner = Topics(pair.pair_id, pair.partner_id)
@@ -78,6 +97,12 @@ class MqttLink:
         self._misc_at: float | None = None     # next keepalive check
         self._misc_every = max(1.0, broker.keepalive / 4)
         self._unacked: list[tuple[int, int]] = []  # (mid, qos) received, not yet PUBACKed
+        self._fresh = fresh_session            # the next connection starts a clean session
+        self._leftovers = leftovers
+        self._on_settled = on_settled
+        self._clearing: set[int] = set()       # mids of the leftovers' empty retained payloads
+        self._leaving = False                  # a pair change: nothing of this pair stays
+        self._leave_acks: set[int] = set()     # mids the broker has yet to confirm on leaving
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -87,23 +112,53 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         client.manual_ack_set(True)  # PUBACK once the loop has acted: see flush()
-        client.will_set(self.mine.presence, OFFLINE, qos=1, retain=True)
         return client
 
     # --- life cycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
         self._post(ev.LinkChanged, link=ev.LinkState.CONNECTING)
-        self._client.connect_async(self._broker.host, self._broker.port,
-                                   keepalive=self._broker.keepalive, clean_start=False,
-                                   properties=properties)
         self._begin_attempt()
+
+    def leave(self, timeout: float = 2.0) -> None:
+        """The pair changes: take this pair off the broker while we can, then disconnect.
+
+        Unsubscribes the partner's topics, clears our retained ``state`` and ``presence``
+        (empty retained payloads, no ``offline``), waits (at most ``timeout``) until the
+        broker has acknowledged that, and ends the broker session (a SessionExpiryInterval of
+        0 on DISCONNECT, so the Last Will is not sent either). Offline this does nothing but
+        stop: the next link starts a clean session and clears these topics then
+        (``fresh_session``, ``leftovers``). Runs on the loop thread; what still arrives for
+        the old pair meanwhile is dropped.
+        """
+        self._leaving = self._stopping = True  # no events from here on, no reconnecting
+        until = time.monotonic() + timeout
+        if self._open and self._connected.is_set():
+            self._client.on_unsubscribe = lambda _c, _u, mid, *_: self._leave_acks.discard(mid)
+            _, mid = self._client.unsubscribe([self.partner.events, self.partner.state,
+                                               self.partner.presence])
+            self._leave_acks = {mid, *(self._client.publish(topic, b"", qos=1, retain=True).mid
+                                       for topic in (self.mine.state, self.mine.presence))}
+            # Read up to the acknowledgements: the broker then sends nothing more, and the
+            # socket closes with nothing unread. (Closing with unread bytes sends a TCP RST;
+            # the broker may then lose our DISCONNECT and publish the Last Will.)
+            self._await_leave_acks(until)
+            log.info("left pair %s on the broker%s", self._pair.pair_id[:8],
+                     "" if not self._leave_acks else " (not confirmed)")
+        self.stop(max(0.0, until - time.monotonic()))
+
+    def _await_leave_acks(self, until: float) -> None:
+        import select
+
+        while self._open and self._leave_acks and (left := until - time.monotonic()) > 0:
+            sock = self._client.socket()
+            if sock is None:
+                break
+            readable, _, _ = select.select([sock], [sock] if self.wants_write() else [], [],
+                                           left)
+            self.handle_io(readable=bool(readable))
 
     def stop(self, timeout: float = 2.0) -> None:
         """Say ``offline`` (retained) while we still can, then disconnect."""
@@ -115,12 +170,23 @@ class MqttLink:
             self.flush()
         if self._open:
             if self._connected.is_set():
-                # If the connection is lost meanwhile, the Last Will says the same.
-                self._client.publish(self.mine.presence, OFFLINE, qos=1, retain=True)
+                if not self._leaving and self._offline:
+                    # The Last Will itself: if the connection is lost meanwhile, the broker
+                    # says the same, and the partner sees one offline either way.
+                    self._client.publish(self.mine.presence, self._offline, qos=1, retain=True)
                 self._drain(time.monotonic() + timeout)
-            self._client.disconnect()
+            self._client.disconnect(properties=self._end_session() if self._leaving else None)
         self._open = False
         self._connected.clear()
+
+    @staticmethod
+    def _end_session() -> Any:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        properties = Properties(PacketTypes.DISCONNECT)
+        properties.SessionExpiryInterval = 0
+        return properties
 
     def _drain(self, until: float) -> None:
         """Write what paho still holds (a full socket buffer), for at most ``until``."""
@@ -202,6 +268,13 @@ class MqttLink:
         if self._stopping or self._attempt is not None:
             return
         self._connect_at = None
+        self._seal_presence()
+        # Set before every attempt (the socket is closed): clean_start stays True until a
+        # fresh session has settled, whatever the attempts in between ended with.
+        self._client.connect_async(
+            self._broker.host, self._broker.port, keepalive=self._broker.keepalive,
+            clean_start=self._fresh,
+            properties=connect_properties(session_expiry=SESSION_EXPIRY_SECONDS))
 
         def attempt() -> None:
             try:
@@ -217,6 +290,31 @@ class MqttLink:
         self._attempt = threading.Thread(target=attempt, name="micromance-connect",
                                          daemon=True)
         self._attempt.start()
+
+    def _seal_presence(self) -> None:
+        """This connection's ``online`` and, one seq later, its Last Will ``offline``.
+
+        The partner keeps the newest presence: the will must be newer than the ``online``
+        it answers, and the next connection's ``online`` newer than this will.
+        """
+        try:
+            self._online = self._presence(online=True)
+            self._offline = self._presence(online=False)
+        except StoreError as error:  # no seq to be had (a full disk): no presence this time
+            log.warning("no presence for this connection: %s", error)
+            self._online = self._offline = b""
+            self._client.will_clear()
+            return
+        self._client.will_set(self.mine.presence, self._offline, qos=1, retain=True)
+
+    def _presence(self, *, online: bool) -> bytes:
+        from datetime import datetime
+
+        message = Message(type=MessageType.PRESENCE, sender=self._pair.device_id,
+                          seq=self._next_seq(),
+                          time=protocol.format_time(datetime.now().astimezone()),
+                          name=self._name, sent_total=0, online=online)
+        return protocol.seal(message, key=self._pair.key, topic=self.mine.presence)
 
     def _take_attempt_result(self) -> None:
         """On the loop: adopt the socket the attempt opened, or plan the next attempt."""
@@ -280,12 +378,37 @@ class MqttLink:
             return
         self._backoff.reset()
         set_nodelay(client)
+        if self._fresh:
+            self._clear_leftovers(client)
         client.subscribe([(self.partner.events, 1), (self.partner.state, 1),
                           (self.partner.presence, 1)])
-        client.publish(self.mine.presence, ONLINE, qos=1, retain=True)
+        if self._online:
+            client.publish(self.mine.presence, self._online, qos=1, retain=True)
         self._connected.set()
         log.info("link up: %s:%d", self._broker.host, self._broker.port)
         self._post(ev.LinkChanged, link=ev.LinkState.CONNECTED)
+
+    def _clear_leftovers(self, client: Any) -> None:
+        """A clean session is up: clear what an earlier pair left retained on the broker."""
+        topics = (self._leftovers.state, self._leftovers.presence) if self._leftovers else ()
+        self._clearing = {client.publish(topic, b"", qos=1, retain=True).mid for topic in topics}
+        if not self._clearing:
+            self._settled()
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any = None,
+                    properties: Any = None) -> None:
+        self._leave_acks.discard(mid)
+        if mid in self._clearing:
+            self._clearing.discard(mid)
+            if not self._clearing and self._fresh:
+                self._settled()
+
+    def _settled(self) -> None:
+        """The broker session is this pair's now and the leftovers are gone: keep it."""
+        self._fresh = False
+        self._leftovers = None
+        if self._on_settled is not None:
+            self._on_settled()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:
@@ -300,21 +423,18 @@ class MqttLink:
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if message.qos:
             self._unacked.append((message.mid, message.qos))
+        if self._leaving:
+            return  # the old pair's, read while leaving it
         topic, payload = message.topic, message.payload
-        if topic == self.partner.presence:
-            if payload in (ONLINE, OFFLINE):
-                self._post(ev.PartnerPresence, online=payload == ONLINE)
-            return
-        if topic not in (self.partner.events, self.partner.state):
+        if topic not in (self.partner.events, self.partner.state, self.partner.presence):
             self._post(ev.Rejected, reason="unexpected_topic")
             return
+        if not payload:
+            return  # how a retained topic is cleared (an unpair, a pair change): no message
         try:
             opened = protocol.open_sealed(payload, key=self._pair.key, topic=topic,
                                           expected_sender=self._pair.partner_id)
         except ProtocolError as error:
             self._post(ev.Rejected, reason=error.reason)
             return
-        if (topic == self.partner.state) != (opened.type == "state"):
-            self._post(ev.Rejected, reason="wrong_channel")
-            return
-        self._post(ev.Delivery, message=opened)
+        self._post(ev.Delivery, message=opened)  # sealed for this very topic: its channel

@@ -158,7 +158,7 @@ def forget_from_shell(config: Config, *, out: TextIO,
 def _tell_partner(config: Config, pair: Pair, client_factory: Callable[..., Any] | None,
                   timeout: float) -> bool:
     from micromance import protocol
-    from micromance.link.client import new_client
+    from micromance.link.client import connect_properties, new_client
 
     store = Store.open(config.state_dir)
     try:
@@ -179,7 +179,8 @@ def _tell_partner(config: Config, pair: Pair, client_factory: Callable[..., Any]
         return False
     client.on_connect = lambda *args: connected.set()
     try:
-        client.connect_async(config.broker.host, config.broker.port, keepalive=30)
+        client.connect_async(config.broker.host, config.broker.port, keepalive=30,
+                             properties=connect_properties())
         client.loop_start()
         if not connected.wait(timeout):
             return False

@@ -15,7 +15,7 @@ from typing import Any
 
 from micromance.config import BrokerConfig
 from micromance.core import events as ev
-from micromance.link.client import new_client, set_nodelay
+from micromance.link.client import connect_properties, new_client, set_nodelay
 from micromance.protocol.pairing import ENTROPY_BYTES
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ class Rendezvous:
     def start(self) -> None:
         log.info("pairing: looking for the other unit in %s", self.topic)
         self._client.connect_async(self._broker.host, self._broker.port,
-                                   keepalive=self._broker.keepalive)
+                                   keepalive=self._broker.keepalive,
+                                   properties=connect_properties())
         self._client.loop_start()
 
     def publish(self, payload: bytes) -> None:

@@ -16,8 +16,6 @@ from micromance.protocol.envelope import (
     CHANNELS,
     MAX_PAYLOAD_BYTES,
     NONCE_BYTES,
-    PRESENCE_OFFLINE,
-    PRESENCE_ONLINE,
     QOS,
     RETAINED,
     SEALED_CHANNELS,
@@ -57,10 +55,9 @@ from micromance.protocol.replay import WINDOW_SIZE, ReplayWindow
 
 __all__ = [
     "AAD_PREFIX", "CHANNELS", "EVENTS", "KEY_BYTES", "MAX_NAME_CHARS", "MAX_PAYLOAD_BYTES",
-    "MAX_SEQ", "MAX_SEQS", "MESSAGE_TYPES", "NONCE_BYTES", "PRESENCE", "PRESENCE_OFFLINE",
-    "PRESENCE_ONLINE", "QOS", "REASONS", "RETAINED", "SEALED_CHANNELS", "STATE", "TAG_BYTES",
-    "TOPIC_ROOT", "VERSION", "WINDOW_SIZE", "Message", "MessageType", "ProtocolError", "Reason",
-    "ReplayWindow", "Topics", "associated_data", "format_time", "new_device_id", "new_key",
-    "new_pair_id", "open_sealed", "parse_topic", "seal", "sealed_size", "valid_device_id",
-    "valid_pair_id", "valid_seq",
+    "MAX_SEQ", "MAX_SEQS", "MESSAGE_TYPES", "NONCE_BYTES", "PRESENCE", "QOS", "REASONS",
+    "RETAINED", "SEALED_CHANNELS", "STATE", "TAG_BYTES", "TOPIC_ROOT", "VERSION", "WINDOW_SIZE",
+    "Message", "MessageType", "ProtocolError", "Reason", "ReplayWindow", "Topics",
+    "associated_data", "format_time", "new_device_id", "new_key", "new_pair_id", "open_sealed",
+    "parse_topic", "seal", "sealed_size", "valid_device_id", "valid_pair_id", "valid_seq",
 ]

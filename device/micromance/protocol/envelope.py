@@ -43,11 +43,9 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 
 CHANNELS = (EVENTS, STATE, PRESENCE)
-SEALED_CHANNELS = (EVENTS, STATE)
+SEALED_CHANNELS = (EVENTS, STATE, PRESENCE)
 RETAINED = {EVENTS: False, STATE: True, PRESENCE: True}
 QOS = 1
-PRESENCE_ONLINE = b"online"
-PRESENCE_OFFLINE = b"offline"
 _ENVELOPE_KEYS = ("v", "from", "seq", "nonce", "ct")
 
 
@@ -139,7 +137,7 @@ def seal(message: Message, *, key: bytes, topic: str, nonce: bytes | None = None
     _check_key(key)
     parsed = parse_topic(topic)
     if parsed is None or parsed[2] not in SEALED_CHANNELS:
-        raise ValueError("sealed messages go on a v1 events or state topic")
+        raise ValueError("sealed messages go on a v1 device topic")
     if parsed[1] != message.sender:
         raise ValueError("a device seals only on its own topics")
     if parsed[2] != message.channel:
@@ -176,7 +174,7 @@ def open_sealed(payload: bytes, *, key: bytes, topic: str, expected_sender: str,
         raise ProtocolError("oversized", f"{len(payload)} bytes")
     parsed = parse_topic(topic)
     if parsed is None or parsed[2] not in SEALED_CHANNELS:
-        raise ProtocolError("bad_topic", "not a v1 events or state topic")
+        raise ProtocolError("bad_topic", "not a v1 device topic")
     topic_pair, topic_device, channel = parsed
     if expected_pair is not None and topic_pair != expected_pair:
         raise ProtocolError("wrong_pair", "topic of another pair")

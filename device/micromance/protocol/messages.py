@@ -35,13 +35,14 @@ class MessageType(StrEnum):
     SEEN = "seen"          # the person looked at the partner's thank-you(s) (reliable)
     DONE = "done"          # today's gesture marked done (reliable)
     ACK = "ack"            # end-to-end acknowledgement of the partner's seqs
-    STATE = "state"        # the retained summary: totals and the last seq
+    STATE = "state"        # the retained summary: totals, and what we saw of the partner
     UNPAIR = "unpair"      # the person ran ``pair --forget``: the partner forgets the pair
+    PRESENCE = "presence"  # online or offline, retained; the Last Will is one too
 
 
 #: Every type there is, in wire order (property tests draw from it).
 MESSAGE_TYPES: tuple[MessageType, ...] = tuple(MessageType)
-#: The channels (last topic level) a device publishes on; sealed messages use the first two.
+#: The channels (last topic level) a device publishes on; every one carries sealed messages.
 EVENTS, STATE, PRESENCE = "events", "state", "presence"
 
 _BASE_KEYS = ("type", "id", "time", "name", "sent_total")
@@ -51,9 +52,12 @@ _EXTRA_KEYS: dict[MessageType, tuple[tuple[str, ...], tuple[str, ...]]] = {
     MessageType.SEEN: ((), ("seqs",)),
     MessageType.DONE: (("streak",), ()),
     MessageType.ACK: (("seqs",), ()),
-    MessageType.STATE: (("last_seq", "streak"), ()),
+    MessageType.STATE: (("last_seq", "streak"), ("seen_seq", "seen_total")),
     MessageType.UNPAIR: ((), ()),
+    MessageType.PRESENCE: (("online",), ()),
 }
+#: Keys left out of the plaintext while they hold their default (optional ones).
+_DEFAULTS: dict[str, object] = {"seqs": (), "seen_seq": 0, "seen_total": 0}
 
 _DEVICE_ID = re.compile(r"[0-9a-f]{16}")
 _PAIR_ID = re.compile(r"[0-9a-f]{32}")
@@ -61,7 +65,7 @@ _CANONICAL_SEQ = re.compile(r"[1-9][0-9]{0,15}")
 
 Reason = Literal[
     "oversized",      # more than MAX_PAYLOAD_BYTES: dropped before any parsing
-    "bad_topic",      # the topic is not a sealed v1 topic (events or state)
+    "bad_topic",      # the topic is not a v1 device topic (events, state, presence)
     "wrong_pair",     # the topic belongs to another pair
     "wrong_sender",   # the topic is not the expected sender's, or "from" is not the topic's
     "not_json",       # not UTF-8, or not JSON
@@ -181,6 +185,9 @@ class Message:
     streak: int = 0
     seqs: tuple[int, ...] = ()
     last_seq: int = 0
+    seen_seq: int = 0          # state: the highest seq accepted from the partner...
+    seen_total: int = 0        # ...and the partner's total as we know it
+    online: bool = False       # presence
 
     def __post_init__(self) -> None:
         if not isinstance(self.type, MessageType) and self.type in MESSAGE_TYPES:
@@ -200,17 +207,17 @@ class Message:
             return "time must be ISO-8601 with a UTC offset"
         if not _valid_name(self.name):
             return f"name must be 1..{MAX_NAME_CHARS} printable characters"
-        for field in ("sent_total", "streak", "last_seq"):
+        for field in ("sent_total", "streak", "last_seq", "seen_seq", "seen_total"):
             if not _valid_count(getattr(self, field)):
                 return f"{field} must be an int in 0..{MAX_SEQ}"
+        if type(self.online) is not bool:
+            return "online must be true or false"
         required, optional = _EXTRA_KEYS[self.type]
         carried = set(required) | set(optional)
-        if "streak" not in carried and self.streak != 0:
-            return "streak is not carried by this type"
-        if "last_seq" not in carried and self.last_seq != 0:
-            return "last_seq is not carried by this type"
-        if "seqs" not in carried and self.seqs != ():
-            return "seqs is not carried by this type"
+        for field, default in (("streak", 0), ("last_seq", 0), ("seqs", ()), ("seen_seq", 0),
+                               ("seen_total", 0), ("online", False)):
+            if field not in carried and getattr(self, field) != default:
+                return f"{field} is not carried by this type"
         if ("seqs" in required or self.seqs != ()) and not _valid_seqs(self.seqs):
             return f"seqs must be a tuple of 1..{MAX_SEQS} distinct valid seqs"
         return ""
@@ -222,8 +229,11 @@ class Message:
 
     @property
     def channel(self) -> str:
-        """The only channel this message may be sealed for: state on state, the rest on events."""
-        return STATE if self.type is MessageType.STATE else EVENTS
+        """The only channel this message may be sealed for: state and presence on their own
+        channels, the rest on events."""
+        if self.type is MessageType.STATE:
+            return STATE
+        return PRESENCE if self.type is MessageType.PRESENCE else EVENTS
 
     def to_plaintext(self) -> str:
         """The exact plaintext JSON (compact, keys in contract order); the outbox keeps it."""
@@ -232,11 +242,9 @@ class Message:
         required, optional = _EXTRA_KEYS[self.type]
         for key in (*required, *optional):
             value = getattr(self, key)
-            if key == "seqs":
-                if value:
-                    data[key] = list(value)
-            else:
-                data[key] = value
+            if key in optional and value == _DEFAULTS[key]:
+                continue
+            data[key] = list(value) if key == "seqs" else value
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -265,7 +273,9 @@ class Message:
         try:
             return cls(type=kind, sender=sender, seq=seq, time=data["time"], name=data["name"],
                        sent_total=data["sent_total"], streak=data.get("streak", 0),
-                       seqs=tuple(seqs), last_seq=data.get("last_seq", 0))
+                       seqs=tuple(seqs), last_seq=data.get("last_seq", 0),
+                       seen_seq=data.get("seen_seq", 0), seen_total=data.get("seen_total", 0),
+                       online=data.get("online", False))
         except ValueError as exc:
             raise ProtocolError("bad_plaintext", str(exc).split(": ", 1)[-1]) from None
 

@@ -1,7 +1,8 @@
 """Pairing two units: numeric comparison with a commitment, as a pure state machine.
 
 Two buttons cannot type a code, so the units agree on a key the way Bluetooth LE numeric
-comparison does. Both meet on a rendezvous topic; the unit with the lower id initiates:
+comparison does. Both meet on a rendezvous topic; for each couple, the unit with the lower id
+initiates:
 
     A -> B  commit   H(pkA || nA)            A is bound to its key and nonce before...
     B -> A  key      pkB, nB                 ...it sees B's,
@@ -10,12 +11,27 @@ comparison does. Both meet on a rendezvous topic; the unit with the lower id ini
 Both then show a 6-digit code derived from the X25519 secret and both public values and
 nonces. Someone controlling the broker can sit in the middle, but cannot make the two codes
 match: the commitment stops them from choosing their key after seeing A's nonce, so each
-attempt has a one-in-a-million chance. The people compare the codes and press THANKS on both
-units; each unit then proves it holds the same key (a MAC), and only when both did is the
-pair key (and pair id) derived with HKDF and kept.
+exchange gives them a one-in-a-million chance. The people compare the codes and press THANKS
+on both units; each unit then proves it holds the same key (a MAC), and only when both did is
+the pair key (and pair id) derived with HKDF and kept.
+
+Anybody can write into the room, so nobody there locks a unit out before the code is shown:
+
+- A searching unit answers *every* ``hello`` from a higher id with its commitment (it reveals
+  nothing) and binds to the first unit that answers with a ``key``.
+- A unit that answered a commitment with its key and hears nothing more (a stranger that went
+  silent) searches again after ``STEP_SECONDS``, with fresh values, within the same search
+  time. Each such answer is one more chance for someone relaying, so a unit gives at most
+  ``MAX_EXCHANGES`` of them per attempt.
+- Messages that would contradict the exchange before a code is shown (another commitment, a
+  reveal that breaks the commitment, an unauthenticated ``cancel``) are ignored.
+- A ``cancel`` counts only once the code is shown, and only with a MAC only the bound peer
+  can compute. Once a code is on screen, the people decide (as before: a confirmation with
+  the wrong MAC or a contradicting key ends the attempt).
 
 Nothing here touches the network, the disk or a clock: randomness comes in as ``entropy``,
-time as ``at``, received payloads as bytes; outgoing payloads are returned.
+time as ``at``, received payloads as bytes; outgoing payloads are returned. A restart draws
+its fresh values from the attempt's secret with HKDF, so ``begin``'s entropy is all it needs.
 """
 
 from __future__ import annotations
@@ -36,17 +52,18 @@ ENTROPY_BYTES = 56            # 32 private key, 16 nonce, 8 session id
 MAX_PAYLOAD_BYTES = 1024
 HELLO_EVERY = 2.0             # seconds between announcements while searching
 RESEND_EVERY = 2.0            # the last step's message again, until answered
-SEARCH_SECONDS = 120.0        # no partner in the room within this: timed out
-STEP_SECONDS = 20.0           # each protocol step must be answered within this
+SEARCH_SECONDS = 120.0        # no partner found within this (restarts included): timed out
+STEP_SECONDS = 8.0            # a key unanswered this long (three resends): search again
 CONFIRM_SECONDS = 180.0       # people have this long to compare and press THANKS
+MAX_EXCHANGES = 2             # keys a unit gives out per attempt (each a chance for a relay)
 
 _HEX32 = 64
 _HEX16 = 32
 
 
 class Phase(Enum):
-    SEARCHING = "searching"
-    EXCHANGING = "exchanging"
+    SEARCHING = "searching"   # bound to nobody: announcing, answering hellos with commitments
+    EXCHANGING = "exchanging"  # answered a commitment with our key; waiting for the reveal
     CODE = "code"
     WAITING = "waiting"       # confirmed here; waiting for the other unit's confirmation
     CONFIRMED = "confirmed"
@@ -56,6 +73,7 @@ class Phase(Enum):
 
 
 FINISHED = (Phase.CONFIRMED, Phase.FAILED, Phase.TIMED_OUT, Phase.CANCELLED)
+SHOWING_CODE = (Phase.CODE, Phase.WAITING)
 
 
 @dataclass(frozen=True)
@@ -73,21 +91,23 @@ class Session:
     """One pairing attempt, from one unit's side."""
 
     me: str
-    secret: bytes                  # X25519 private key (fresh per attempt)
+    secret: bytes                  # X25519 private key (fresh per attempt and per restart)
     nonce: bytes
-    session_nonce: bytes
+    session_nonce: bytes           # our session id, when we initiate
     phase: Phase = Phase.SEARCHING
-    peer: str = ""
-    session: str = ""
+    peer: str = ""                 # bound: from the key we answered, or the commit we took
+    session: str = ""              # the bound exchange's session id (hex)
     initiator: bool = False
     commitment: bytes = b""        # the initiator's, as received by the responder
-    peer_key: bytes = b""
+    peer_key: bytes = b""          # known once the code is shown
     peer_nonce: bytes = b""
     code: str = ""
     confirmed_here: bool = False
     confirmed_there: bool = False
     detail: str = ""
     deadline: float = 0.0          # the current phase's time limit
+    search_deadline: float = 0.0   # the whole search's, kept across restarts
+    exchanges: int = 0             # keys given out in this attempt (at most MAX_EXCHANGES)
     resend_at: float | None = None
     last_sent: bytes = b""         # resent until the step is answered
     my_confirm: bytes = b""
@@ -99,6 +119,10 @@ class Session:
     @property
     def public_key(self) -> bytes:
         return _public(self.secret)
+
+    @property
+    def own_session(self) -> str:
+        return self.session_nonce.hex()
 
     @property
     def finished(self) -> bool:
@@ -115,10 +139,7 @@ def begin(me: str, entropy: bytes, at: float) -> Step:
     """Start an attempt: announce ourselves in the room."""
     if len(entropy) != ENTROPY_BYTES:
         raise ValueError(f"pairing needs {ENTROPY_BYTES} bytes of entropy")
-    session = Session(me=me, secret=entropy[:32], nonce=entropy[32:48],
-                      session_nonce=entropy[48:], deadline=at + SEARCH_SECONDS)
-    hello = _message(session, "hello")
-    return replace(session, resend_at=at + HELLO_EVERY, last_sent=hello), [hello]
+    return _search(me, entropy, at, search_deadline=at + SEARCH_SECONDS, exchanges=0)
 
 
 def receive(session: Session, payload: bytes, at: float) -> Step:
@@ -128,17 +149,16 @@ def receive(session: Session, payload: bytes, at: float) -> Step:
         return session, []
     if session.finished:
         return session, _after_the_end(session, message)
-    kind, sender = message["t"], message["from"]
-    if kind == "hello":
-        return _on_hello(session, sender, at)
+    if message["t"] == "hello":
+        return session, _on_hello(session, message["from"])
     if message.get("to") != session.me:
         return session, []
-    if kind == "commit" and session.phase is Phase.SEARCHING and sender < session.me:
-        return _on_commit(session, message, at)
-    if sender != session.peer or message.get("s") != session.session:
+    if session.phase is Phase.SEARCHING:
+        return _while_searching(session, message, at)
+    if message["from"] != session.peer or message.get("s") != session.session:
         return session, []  # another unit, or another attempt: it cannot take this one over
     handler = {"key": _on_key, "reveal": _on_reveal, "confirm": _on_confirm,
-               "cancel": _on_cancel, "commit": _on_repeat}.get(kind)
+               "cancel": _on_cancel, "commit": _on_repeat}.get(message["t"])
     return handler(session, message, at) if handler else (session, [])
 
 
@@ -147,27 +167,34 @@ def confirm(session: Session, at: float) -> Step:
     if session.phase is not Phase.CODE:
         return session, []
     mac = _confirm_mac(session, session.me)
-    message = _message(session, "confirm", mac=mac.hex())
+    message = _to_peer(session, "confirm", mac=mac.hex())
     session = replace(session, confirmed_here=True, phase=Phase.WAITING,
                       resend_at=at + RESEND_EVERY, last_sent=message, my_confirm=message)
     return _maybe_done(session), [message]
 
 
 def cancel(session: Session, at: float, detail: str = "cancelled") -> Step:
-    """The person pressed NEXT, or gave up: tell the other unit, if there is one."""
+    """The person pressed NEXT, or gave up: tell the other unit, if there is one.
+
+    The ``cancel`` carries a MAC under a key from the shared secret, so it can only be sent
+    (and only counts) once the code is shown; before that there is nobody to tell.
+    """
     if session.finished:
         return session, []
-    out = [_message(session, "cancel")] if session.peer else []
-    return _finish(session, Phase.CANCELLED, detail), out
+    return _finish(session, Phase.CANCELLED, detail), _cancel_message(session)
 
 
 def tick(session: Session, at: float) -> Step:
-    """Time passed: resend what is unanswered, or give up when a step took too long."""
+    """Time passed: resend what is unanswered, search again after a stalled exchange, or
+    give up when the attempt took too long."""
     if session.finished:
         return session, []
     if at >= session.deadline:
-        out = [_message(session, "cancel")] if session.peer else []
-        return _finish(session, Phase.TIMED_OUT, _timeout_detail(session)), out
+        if (session.phase is Phase.EXCHANGING and session.exchanges < MAX_EXCHANGES
+                and at < session.search_deadline):
+            return _restart(session, at)
+        return _finish(session, Phase.TIMED_OUT, _timeout_detail(session)), \
+            _cancel_message(session)
     if session.resend_at is not None and at >= session.resend_at and session.last_sent:
         return replace(session, resend_at=at + RESEND_EVERY), [session.last_sent]
     return session, []
@@ -182,13 +209,47 @@ def next_deadline(session: Session) -> float | None:
 # --- steps -----------------------------------------------------------------------------------
 
 
-def _on_hello(session: Session, sender: str, at: float) -> Step:
+def _search(me: str, entropy: bytes, at: float, *, search_deadline: float,
+            exchanges: int) -> Step:
+    session = Session(me=me, secret=entropy[:32], nonce=entropy[32:48],
+                      session_nonce=entropy[48:ENTROPY_BYTES], deadline=search_deadline,
+                      search_deadline=search_deadline, exchanges=exchanges)
+    hello = _message(me, "hello")
+    return replace(session, resend_at=at + HELLO_EVERY, last_sent=hello), [hello]
+
+
+def _restart(session: Session, at: float) -> Step:
+    """The exchange stalled before any code was shown: search again with fresh values.
+
+    Reusing the key and nonce we gave out would let whoever saw them choose a commitment to
+    suit them; fresh ones come from the attempt's secret (HKDF), the search time is kept.
+    """
+    fresh = HKDF(algorithm=hashes.SHA256(), length=ENTROPY_BYTES, salt=None,
+                 info=b"micromance/v1 restart").derive(
+                     session.secret + session.nonce + session.session_nonce)
+    return _search(session.me, fresh, at, search_deadline=session.search_deadline,
+                   exchanges=session.exchanges)
+
+
+def _on_hello(session: Session, sender: str) -> list[bytes]:
+    """Searching, we answer every higher id with our commitment: it reveals nothing, so any
+    number of units may have it, and we bind only to the first that answers with its key. A
+    stranger that says hello and goes silent takes nothing from the real partner."""
     if session.phase is not Phase.SEARCHING or sender < session.me:
-        return session, []  # the unit with the lower id initiates; the other waits for it
-    session = replace(session, peer=sender, initiator=True, phase=Phase.EXCHANGING,
-                      session=session.session_nonce.hex(), deadline=at + STEP_SECONDS)
-    commit = _message(session, "commit", c=commitment(session.public_key, session.nonce).hex())
-    return replace(session, resend_at=at + RESEND_EVERY, last_sent=commit), [commit]
+        return []  # the unit with the lower id initiates; the other waits for it
+    c = commitment(session.public_key, session.nonce)
+    return [_message(session.me, "commit", sender, session.own_session, c=c.hex())]
+
+
+def _while_searching(session: Session, message: dict[str, Any], at: float) -> Step:
+    """Bound to nobody yet: a commitment from a lower id, or a key from a higher id answering
+    our own commitment, binds us; anything else is ignored."""
+    kind, sender = message["t"], message["from"]
+    if kind == "commit" and sender < session.me:
+        return _on_commit(session, message, at)
+    if kind == "key" and sender > session.me and message.get("s") == session.own_session:
+        return _on_first_key(session, message, at)
+    return session, []
 
 
 def _on_commit(session: Session, message: dict[str, Any], at: float) -> Step:
@@ -197,9 +258,20 @@ def _on_commit(session: Session, message: dict[str, Any], at: float) -> Step:
     if committed is None or not isinstance(sid, str) or not _is_hex(sid, 8):
         return session, []
     session = replace(session, peer=message["from"], session=sid, commitment=committed,
-                      phase=Phase.EXCHANGING, deadline=at + STEP_SECONDS)
-    key = _message(session, "key", pk=session.public_key.hex(), n=session.nonce.hex())
+                      phase=Phase.EXCHANGING, deadline=at + STEP_SECONDS,
+                      exchanges=session.exchanges + 1)
+    key = _to_peer(session, "key", pk=session.public_key.hex(), n=session.nonce.hex())
     return replace(session, resend_at=at + RESEND_EVERY, last_sent=key), [key]
+
+
+def _on_first_key(session: Session, message: dict[str, Any], at: float) -> Step:
+    values = _peer_values(message)
+    if values is None:
+        return session, []
+    peer_key, peer_nonce = values
+    session = replace(session, peer=message["from"], session=session.own_session,
+                      initiator=True, peer_key=peer_key, peer_nonce=peer_nonce)
+    return replace(_show_code(session, at), resend_at=None, last_sent=b""), [_reveal(session)]
 
 
 def _peer_values(message: dict[str, Any]) -> tuple[bytes, bytes] | None:
@@ -209,18 +281,13 @@ def _peer_values(message: dict[str, Any]) -> tuple[bytes, bytes] | None:
 
 
 def _on_key(session: Session, message: dict[str, Any], at: float) -> Step:
+    """The bound peer's key again: the code is shown here already."""
     values = _peer_values(message) if session.initiator else None
     if values is None:
         return session, []
-    if session.peer_key:
-        if values == (session.peer_key, session.peer_nonce):
-            return session, [session.last_sent]  # our reveal was lost: send it again
-        return _abort(session, "another unit interfering")
-    peer_key, peer_nonce = values
-    session = replace(session, peer_key=peer_key, peer_nonce=peer_nonce)
-    reveal = _message(session, "reveal", pk=session.public_key.hex(), n=session.nonce.hex())
-    session = _show_code(session, at)
-    return replace(session, resend_at=None, last_sent=reveal), [reveal]
+    if values == (session.peer_key, session.peer_nonce):
+        return session, [_reveal(session)]  # our reveal was lost: send it again
+    return _abort(session, "another unit interfering")
 
 
 def _on_reveal(session: Session, message: dict[str, Any], at: float) -> Step:
@@ -233,13 +300,13 @@ def _on_reveal(session: Session, message: dict[str, Any], at: float) -> Step:
         return _abort(session, "another unit interfering")
     peer_key, peer_nonce = values
     if not hmac.compare_digest(commitment(peer_key, peer_nonce), session.commitment):
-        return _abort(session, "protocol violation")
+        return session, []  # not what our peer committed to: forged; the real one may follow
     session = replace(session, peer_key=peer_key, peer_nonce=peer_nonce)
-    return replace(_show_code(session, at), resend_at=None), []
+    return replace(_show_code(session, at), resend_at=None, last_sent=b""), []
 
 
 def _on_confirm(session: Session, message: dict[str, Any], at: float) -> Step:
-    if session.phase not in (Phase.CODE, Phase.WAITING):
+    if session.phase not in SHOWING_CODE:
         return session, []
     mac = _hex(message.get("mac"), _HEX32)
     if mac is None:
@@ -259,16 +326,29 @@ def _after_the_end(session: Session, message: dict[str, Any]) -> list[bytes]:
 
 
 def _on_cancel(session: Session, message: dict[str, Any], at: float) -> Step:
+    """Only the bound peer can compute the cancel MAC, and only once the code is shown."""
+    mac = _hex(message.get("mac"), _HEX32)
+    if session.phase not in SHOWING_CODE or mac is None:
+        return session, []
+    if not hmac.compare_digest(mac, _cancel_mac(session, session.peer)):
+        return session, []
     return _finish(session, Phase.FAILED, "cancelled on the other unit"), []
 
 
 def _on_repeat(session: Session, message: dict[str, Any], at: float) -> Step:
-    """The initiator's commit again (our key was lost): answer it again, if it is the same."""
+    """The initiator's commit again (our key was lost): answer it again, if it is the same.
+
+    A different commitment in the same session is not our peer's (it is bound to its own):
+    ignored, like a reveal that does not match."""
     if session.initiator or session.phase is not Phase.EXCHANGING:
         return session, []
     if _hex(message.get("c"), _HEX32) != session.commitment:
-        return _abort(session, "another unit interfering")
+        return session, []
     return session, [session.last_sent]
+
+
+def _reveal(session: Session) -> bytes:
+    return _to_peer(session, "reveal", pk=session.public_key.hex(), n=session.nonce.hex())
 
 
 def _show_code(session: Session, at: float) -> Session:
@@ -284,7 +364,14 @@ def _maybe_done(session: Session) -> Session:
 
 
 def _abort(session: Session, detail: str) -> Step:
-    return _finish(session, Phase.FAILED, detail), [_message(session, "cancel")]
+    return _finish(session, Phase.FAILED, detail), _cancel_message(session)
+
+
+def _cancel_message(session: Session) -> list[bytes]:
+    """A ``cancel`` for the bound peer, when it can be authenticated (the code is shown)."""
+    if not session.peer_key:
+        return []
+    return [_to_peer(session, "cancel", mac=_cancel_mac(session, session.me).hex())]
 
 
 def _finish(session: Session, phase: Phase, detail: str) -> Session:
@@ -294,7 +381,7 @@ def _finish(session: Session, phase: Phase, detail: str) -> Session:
 def _timeout_detail(session: Session) -> str:
     if session.phase is Phase.SEARCHING:
         return "no other unit in the room"
-    if session.phase in (Phase.CODE, Phase.WAITING):
+    if session.phase in SHOWING_CODE:
         return "not confirmed on both units"
     return "the other unit stopped answering"
 
@@ -320,15 +407,25 @@ def pair_secrets(shared: bytes, pk_a: bytes, pk_b: bytes, n_a: bytes, n_b: bytes
     return okm[:32], okm[32:].hex()
 
 
-def _confirm_key(shared: bytes, pk_a: bytes, pk_b: bytes, n_a: bytes, n_b: bytes) -> bytes:
+def _mac_key(label: bytes, shared: bytes, pk_a: bytes, pk_b: bytes, n_a: bytes, n_b: bytes
+             ) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=n_a + n_b,
-                info=b"micromance/v1 confirm\n" + pk_a + pk_b).derive(shared)
+                info=b"micromance/v1 " + label + b"\n" + pk_a + pk_b).derive(shared)
+
+
+def _session_mac(session: Session, label: bytes, sender: str) -> bytes:
+    """HMAC under the exchange's ``label`` key over label LF sender LF session id."""
+    key = _mac_key(label, *_ordered_inputs(session))
+    text = label + b"\n" + sender.encode() + b"\n" + session.session.encode()
+    return hmac.new(key, text, hashlib.sha256).digest()
 
 
 def _confirm_mac(session: Session, sender: str) -> bytes:
-    key = _confirm_key(*_ordered_inputs(session))
-    return hmac.new(key, b"confirm\n" + sender.encode() + b"\n" + session.session.encode(),
-                    hashlib.sha256).digest()
+    return _session_mac(session, b"confirm", sender)
+
+
+def _cancel_mac(session: Session, sender: str) -> bytes:
+    return _session_mac(session, b"cancel", sender)
 
 
 def _ordered_inputs(session: Session) -> tuple[bytes, bytes, bytes, bytes, bytes]:
@@ -356,12 +453,16 @@ def _shared(secret: bytes, peer_key: bytes) -> bytes:
 # --- wire format ---------------------------------------------------------------------------
 
 
-def _message(session: Session, kind: str, **fields: str) -> bytes:
-    body: dict[str, object] = {"v": VERSION, "t": kind, "from": session.me}
+def _message(me: str, kind: str, to: str = "", s: str = "", **fields: str) -> bytes:
+    body: dict[str, object] = {"v": VERSION, "t": kind, "from": me}
     if kind != "hello":
-        body.update(to=session.peer, s=session.session)
+        body.update(to=to, s=s)
     body.update(fields)
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _to_peer(session: Session, kind: str, **fields: str) -> bytes:
+    return _message(session.me, kind, session.peer, session.session, **fields)
 
 
 def _parse(payload: bytes) -> dict[str, Any] | None:

@@ -23,11 +23,15 @@ class ReplayWindow:
     ``highest - i`` was accepted. Seqs at or below ``highest - 64`` are too old to tell apart
     from replays and are refused; that costs nothing in practice, because a sender's outbox
     redelivers in seq order and the partner acks, so reordering spans a few seqs at most.
-    Immutable: the caller stores the new window in the same transaction as the effect.
+
+    ``presence`` is the highest seq of a presence message accepted: presence is retained and
+    comes again on every reconnect, so it is ordered on its own, newest wins. Immutable: the
+    caller stores the new window in the same transaction as the effect.
     """
 
     highest: int = 0
     bitmap: int = 0
+    presence: int = 0
 
     def __post_init__(self) -> None:
         if type(self.highest) is not int or not 0 <= self.highest <= MAX_SEQ:
@@ -38,6 +42,8 @@ class ReplayWindow:
             raise ValueError("bitmap must mark highest as accepted")
         if self.bitmap >> self.highest:
             raise ValueError("bitmap marks seqs below 1")
+        if type(self.presence) is not int or not 0 <= self.presence <= MAX_SEQ:
+            raise ValueError(f"presence must be an int in 0..{MAX_SEQ}")
 
     def check(self, seq: int) -> bool:
         """True if ``seq`` is valid and was not accepted before (and is not too old to know)."""
@@ -55,13 +61,23 @@ class ReplayWindow:
         if seq > self.highest:
             shift = seq - self.highest
             bitmap = ((self.bitmap << shift) | 1) & _WINDOW_MASK if shift < WINDOW_SIZE else 1
-            return ReplayWindow(highest=seq, bitmap=bitmap)
-        return ReplayWindow(highest=self.highest, bitmap=self.bitmap | 1 << (self.highest - seq))
+            return ReplayWindow(seq, bitmap, self.presence)
+        return ReplayWindow(self.highest, self.bitmap | 1 << (self.highest - seq),
+                            self.presence)
+
+    def newer_presence(self, seq: int) -> bool:
+        """True when a presence message with ``seq`` is newer than every one accepted."""
+        return valid_seq(seq) and seq > self.presence
+
+    def accept_presence(self, seq: int) -> ReplayWindow:
+        return ReplayWindow(self.highest, self.bitmap, max(self.presence, seq))
 
     def to_json(self) -> str:
-        """Compact JSON for the store."""
-        return json.dumps({"highest": self.highest, "bitmap": self.bitmap},
-                          separators=(",", ":"))
+        """Compact JSON for the store (the optional parts only when they hold something)."""
+        data: dict[str, object] = {"highest": self.highest, "bitmap": self.bitmap}
+        if self.presence:
+            data["presence"] = self.presence
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ReplayWindow:
@@ -70,7 +86,8 @@ class ReplayWindow:
             data = json.loads(text, parse_constant=no_constant)
         except (TypeError, ValueError, RecursionError):
             raise ValueError("replay window is not JSON") from None
-        if not isinstance(data, dict) or set(data) != {"highest", "bitmap"}:
-            raise ValueError("replay window must be {'highest': n, 'bitmap': n}")
-        return cls(highest=data["highest"], bitmap=data["bitmap"])
-
+        if not isinstance(data, dict) or not {"highest", "bitmap"} <= set(data) <= {
+                "highest", "bitmap", "presence"}:
+            raise ValueError("replay window must be {'highest': n, 'bitmap': n, ...}")
+        return cls(highest=data["highest"], bitmap=data["bitmap"],
+                   presence=data.get("presence", 0))

@@ -4,26 +4,36 @@ An adapter that manages one process and nothing else: it never touches the syste
 mosquitto service (port 1883), keeps its config, log and persistence file in one directory, and
 can be stopped, killed (SIGKILL, for fault injection) and restarted on the same port with the
 same persistence, so a test can see what survives a broker crash.
+
+The directory also holds ``mosquitto.pid`` while the broker runs: if the program that started
+it was killed (SIGKILL, a crash) and left it running, the next start in the same directory
+stops it first, after checking that the process really is the mosquitto of that directory.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 from micromance.errors import LinkError
 
+log = logging.getLogger(__name__)
+
 MOSQUITTO_MISSING = "mosquitto is not installed: sudo apt-get install mosquitto"
 LOOPBACK = "127.0.0.1"
+PID_FILE = "mosquitto.pid"
 
 # /usr/sbin is often missing from a normal user's PATH, and that is where Debian puts it.
 _WELL_KNOWN_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -126,6 +136,11 @@ class PrivateBroker:
     def output_path(self) -> Path:
         """stdout and stderr of the process: config errors appear here, before the log opens."""
         return self.directory / "mosquitto.out"
+
+    @property
+    def pid_path(self) -> Path:
+        """``<mosquitto pid> <pid of the program that started it>`` while the broker runs."""
+        return self.directory / PID_FILE
 
     @property
     def running(self) -> bool:
@@ -271,6 +286,7 @@ class PrivateBroker:
             raise LinkError(f"cannot start mosquitto on {LOOPBACK}:{self.port}: {_PORT_TAKEN}")
 
     def _launch(self, executable: str) -> None:
+        self._stop_leftover()
         self.config_path.write_text(self._config_text())
         self._log_sizes_at_launch = {
             path: path.stat().st_size if path.exists() else 0
@@ -287,6 +303,7 @@ class PrivateBroker:
         self._process = process
         _brokers_to_clean_up.add(self)
         try:
+            self.pid_path.write_text(f"{process.pid} {os.getpid()}\n")
             self._wait_until_accepting(process)
         except BaseException:
             self.kill()
@@ -325,7 +342,117 @@ class PrivateBroker:
         return self.log_tail(since_last_start=True)
 
     def _forget_process(self) -> None:
-        self._process = None
+        process, self._process = self._process, None
+        if process is not None and self._recorded_pids()[0] == process.pid:
+            self.pid_path.unlink(missing_ok=True)
+
+    def _recorded_pids(self) -> tuple[int | None, int | None]:
+        """(mosquitto, the program that started it) from the pid file; None when unknown."""
+        try:
+            fields = self.pid_path.read_text().split()
+            return int(fields[0]), int(fields[1])
+        except (OSError, ValueError, IndexError):
+            return None, None
+
+    def _stop_leftover(self) -> None:
+        """Stop the mosquitto an earlier run left running in this directory.
+
+        That run was killed before it could stop its broker (SIGKILL, a crash): the orphan
+        still holds the persistence file, and a second broker would be started beside it.
+        The recorded pid is trusted only if it is still the mosquitto of *this* directory
+        (its command line names our config file); a broker whose starter is still alive is
+        not left behind but in use, and is never touched.
+        """
+        pid, owner = self._recorded_pids()
+        if pid is None:
+            return
+        with _other_process(pid) as process:
+            if process is None or not self._is_our_mosquitto(process.argv()):
+                self.pid_path.unlink(missing_ok=True)  # gone, or the pid now belongs to another
+                return
+            if owner is not None and process.parent() == owner:
+                raise LinkError(
+                    f"the private broker in {self.directory} is in use by process {owner} "
+                    f"(mosquitto {pid}): quit the other micromance simulate first, or use "
+                    "another --state")
+            log.warning("stopping mosquitto %d, left running in %s by an earlier run", pid,
+                        self.directory)
+            process.stop(_STOP_TIMEOUT)
+        self.pid_path.unlink(missing_ok=True)
+
+    def _is_our_mosquitto(self, argv: list[str]) -> bool:
+        """Started as ``_launch`` does it here: a mosquitto binary with our config file."""
+        return (len(argv) == 3 and Path(argv[0]).name == "mosquitto"
+                and argv[1:] == ["-c", str(self.config_path)])
+
+
+@contextlib.contextmanager
+def _other_process(pid: int) -> Iterator[_ProcessHandle | None]:
+    """The process ``pid`` (not our child), or None when it no longer exists."""
+    pidfd = None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        yield None
+        return
+    except (AttributeError, OSError):  # no pidfd (an old kernel, not Linux): plain signals
+        pass
+    try:
+        yield _ProcessHandle(pid, pidfd)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+class _ProcessHandle:
+    """A process that is not our child: a pidfd where Linux has one, so that a recycled pid
+    is never signalled and its exit can be waited for without polling."""
+
+    def __init__(self, pid: int, pidfd: int | None) -> None:
+        self.pid = pid
+        self._pidfd = pidfd
+
+    def argv(self) -> list[str]:
+        """Its command line; empty for a zombie, a process gone, or without /proc."""
+        try:
+            raw = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
+            return []
+        return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+
+    def parent(self) -> int | None:
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return None
+        return int(stat.rpartition(")")[2].split()[1])  # after "pid (comm) state"
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM (mosquitto saves its database and exits), SIGKILL if it hangs."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                self._send(sig)
+            except ProcessLookupError:
+                return
+            if self._exited_within(timeout):
+                return
+
+    def _send(self, sig: signal.Signals) -> None:
+        if self._pidfd is not None:
+            signal.pidfd_send_signal(self._pidfd, sig)
+        else:
+            os.kill(self.pid, sig)
+
+    def _exited_within(self, timeout: float) -> bool:
+        if self._pidfd is not None:
+            readable, _, _ = select.select([self._pidfd], [], [], timeout)  # readable: exited
+            return bool(readable)
+        deadline = time.monotonic() + timeout
+        while self.argv():  # no pidfd: a zombie or a gone process has no command line
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_EXIT_WATCH_INTERVAL)
+        return True
 
 
 @atexit.register

@@ -3,13 +3,19 @@
 Everything is real but the hardware: a private mosquitto on a free loopback port, two full
 runtimes with their own state directories, gpiozero mock pins and luma dummy displays. The
 screens are drawn with braille characters; keys press each unit's buttons.
+
+However it ends (`q`, Ctrl-C, the end of piped input, SIGTERM, or SIGHUP when the terminal
+is closed) both units stop, the private mosquitto stops and the terminal is restored. Only a
+SIGKILL leaves the mosquitto running; the next run in the same state directory stops it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import shutil
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -36,6 +42,8 @@ KEYMAPS = (
 )
 NAMES = ("Sam", "Alex")
 QUIT_KEYS = {"q", "\x03", "\x04"}
+#: Signals that end a simulation cleanly, like `q`: the terminal closed, or `kill`.
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 SETTLE_SECONDS = 10.0   # scripted input: how long to let messages land before exiting
 
 
@@ -163,22 +171,30 @@ def run_simulation(base: Config, state_root: Path | None = None, *,
     state_root = state_root or DEFAULT_STATE
     simulation = Simulation(base, state_root, out)
     interactive = keys.isatty() and out.isatty()
-    with simulation.running(), _raw_keys(keys) if interactive else _nothing():
+    # The signal handlers come first and go last: a signal during start-up or clean-up waits
+    # for its turn instead of killing the process between two steps (and a broker with it).
+    with _quit_on_signals(simulation.changed) as received, simulation.running(), \
+            _raw_keys(keys) if interactive else _nothing():
         reader = threading.Thread(target=_read_keys, args=(keys, simulation), daemon=True)
         reader.start()
-        _show(simulation, out, interactive)
-        while True:
-            item = simulation.changed.get()
-            if item == "quit":
-                break
-            if item == "eof":
-                _settle(simulation)
-                _show(simulation, out, interactive=False)
-                break
-            _drain(simulation.changed)
-            if interactive:
-                _show(simulation, out, interactive)
-    return 0
+        try:
+            _show(simulation, out, interactive)
+            while True:
+                item = simulation.changed.get()
+                if item == "quit" or (item == "eof" and interactive):  # a tty's end: hung up
+                    break
+                if item == "eof":
+                    _settle(simulation)
+                    _show(simulation, out, interactive=False)
+                    break
+                _drain(simulation.changed)
+                if interactive:
+                    _show(simulation, out, interactive)
+        except OSError as error:
+            if not interactive:
+                raise
+            log.info("the terminal is gone (%s): stopping", error)  # closed while drawing
+    return 128 + received[0] if received else 0
 
 
 def _read_keys(stream: TextIO, simulation: Simulation) -> None:
@@ -239,8 +255,36 @@ def _show(simulation: Simulation, out: TextIO, interactive: bool) -> None:
 
 
 @contextmanager
+def _quit_on_signals(changes: queue.SimpleQueue[str]) -> Iterator[list[int]]:
+    """SIGHUP and SIGTERM become a "quit" (the list gets the signal, for the exit code).
+
+    ``SimpleQueue.put`` may be called from a signal handler, and the main thread's ``get``
+    wakes up for it. Only the main thread can set handlers; elsewhere (tests) nothing changes.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def quit_(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        changes.put("quit")
+
+    previous = {signum: signal.signal(signum, quit_) for signum in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
 def _raw_keys(stream: TextIO) -> Iterator[None]:
-    """Single key presses without Enter, restored on exit whatever happens."""
+    """Single key presses without Enter, restored on exit whatever happens.
+
+    After a hang-up the terminal is gone: restoring it fails then, and must not stop the
+    clean-up that follows (the units, the broker).
+    """
     import termios
     import tty
 
@@ -251,9 +295,10 @@ def _raw_keys(stream: TextIO) -> Iterator[None]:
         sys.stdout.write("\x1b[?25l")  # hide the cursor
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-        sys.stdout.write("\x1b[?25h\n")
-        sys.stdout.flush()
+        with contextlib.suppress(termios.error, OSError):
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+            sys.stdout.write("\x1b[?25h\n")
+            sys.stdout.flush()
 
 
 @contextmanager
