@@ -142,3 +142,33 @@ def test_the_log_says_sent_after_the_commit_and_queued_when_offline(homes, caplo
                       and isinstance(c.frame.view, v.ProblemView), since=mark)
     new_lines = [r.message for r in caplog.records][len(lines):]
     assert not any("thank-you #2" in line for line in new_lines)  # rolled back: never said
+
+
+def test_forged_presence_changes_nothing_and_sends_nothing(homes):
+    """Anyone on the broker can publish on a presence topic; only the partner can seal."""
+    import paho.mqtt.publish as publish
+
+    from micromance import protocol
+    from micromance.link.pair_file import load_pair
+
+    a, b = homes
+    a.start().connected()
+    b.start().connected()
+    b.wait_until(lambda: b.state.partner.online is True)
+    pair = load_pair(a.state_dir)
+    presence = protocol.Topics(pair.pair_id, pair.device_id).presence   # A's, as B reads it
+    publish.single(presence, b"offline", qos=1, retain=True, hostname="127.0.0.1",
+                   port=a.broker.port)                                  # a forged Last Will
+    b.wait_until(lambda: b.state.partner.rejected >= 1)
+    assert b.state.partner.online is True                               # B is not fooled
+    # A flood of forged "online" while 20 thank-yous wait for B: nothing is sent again.
+    b.stop()
+    for _ in range(20):
+        a.press(THANKS)
+    a.wait_until(lambda: a.state.partner.outbox == 20)
+    mark = a.running.mark()
+    own = protocol.Topics(pair.pair_id, pair.partner_id).presence       # B's, as A reads it
+    publish.multiple([{"topic": own, "payload": b"online", "qos": 1}] * 200,
+                     hostname="127.0.0.1", port=a.broker.port)
+    a.wait_until(lambda: a.state.partner.rejected >= 200)
+    assert not any(isinstance(c, cmd.Redeliver) for c in a.running.seen[mark:])
