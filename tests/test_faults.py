@@ -172,3 +172,22 @@ def test_forged_presence_changes_nothing_and_sends_nothing(homes):
                      hostname="127.0.0.1", port=a.broker.port)
     a.wait_until(lambda: a.state.partner.rejected >= 200)
     assert not any(isinstance(c, cmd.Redeliver) for c in a.running.seen[mark:])
+
+
+def test_a_timer_that_wants_to_save_while_storage_fails_does_not_loop(tmp_path, mock_factory,
+                                                                       clock):
+    """A prompt rotation falls due while nothing can be saved: the unit keeps running."""
+    runtime = Runtime(desk_config(tmp_path), pin_factory=mock_factory, clock=clock)
+    with Running(runtime) as unit:
+        runtime.store._db.execute("PRAGMA query_only = 1")
+        press(mock_factory, 17)
+        unit.wait_until(lambda: runtime.state.storage != "")
+        prompt = runtime.state.rotation.prompt
+        mark = unit.mark()
+        for _ in range(3):
+            runtime.post(ev.RotatePrompt)
+            clock.advance(31)                   # the change falls due: it wants to save
+            runtime.post(ev.Tick)
+        unit.wait_for(lambda c: isinstance(c, cmd.CheckStorage), since=mark)
+        assert unit.thread.is_alive() and runtime.state.storage
+        assert runtime.state.rotation.prompt != prompt  # shown, though not saved

@@ -524,11 +524,31 @@ def test_a_total_beyond_what_the_seqs_can_stand_for_is_refused(unit):
     assert unit.state.counters.received_total == 4
     out = unit.send(ev.Delivery, message=partner_message(2**53 - 1, total=5))
     assert of(cmd.NoteRejected, out)[0].reason == "implausible_seq"
-    out = unit.send(ev.Delivery, message=partner_message(2**40, total=20_000))
-    assert of(cmd.NoteRejected, out)[0].reason == "implausible_seq"
+    out = unit.send(ev.Delivery, message=partner_message(2**45, total=20_000))
+    assert of(cmd.NoteRejected, out)[0].reason == "implausible_seq"  # years ahead of us
     out = unit.send(ev.Delivery, message=partner_message(2**30, total=20_000))
     assert of(cmd.NoteRejected, out)[0].reason == "implausible_total"  # more than MAX_RISE
     assert unit.state.counters.received_total == 4 and unit.state.partner.window.highest == 7
+
+
+def test_a_total_we_do_not_know_yet_may_be_large_but_not_endless(unit):
+    """After pairing, or a lost store, any plausible total is taken (the partner's count comes
+    back); a total beyond MAX_TOTAL never is."""
+    out = unit.send(ev.Delivery, message=partner_message(1_000_000, total=2**33))
+    assert of(cmd.NoteRejected, out)[0].reason == "implausible_total"
+    unit.send(ev.Delivery, message=partner_message(1_000_001, total=15_000))
+    assert unit.state.counters.received_total == 15_000
+
+
+def test_a_catch_up_beyond_what_is_plausible_is_ignored(clock):
+    unit = Unit(clock)
+    unit.state = replace(unit.state, counters=replace(unit.state.counters, sent_total=5),
+                         partner=replace(unit.state.partner, paired=True, start_total=5,
+                                         run_first_seq=5000))
+    unit.send(ev.Delivery, message=summary(3, seen_seq=40, seen_total=2**53 - 1))
+    assert unit.state.counters.sent_total == 5
+    unit.gesture(Gesture.THANKS_PRESS)  # and presses still work
+    assert unit.state.counters.sent_total == 6
 
 
 def summary(seq: int, seen_seq: int, seen_total: int, sent_total: int = 0) -> Message:
@@ -588,3 +608,21 @@ def test_a_failed_commit_shows_the_problem_refuses_presses_and_retries(unit):
     unit.send(ev.StorageRecovered)
     assert isinstance(unit.view, v.HomeView)
     assert of(cmd.SendThanks, unit.gesture(Gesture.THANKS_PRESS)) == [cmd.SendThanks(total=1)]
+
+
+def test_a_partner_updated_from_1_0_jumps_to_clock_seqs_and_is_heard(unit):
+    """1.0 counted seqs from 1; 1.1 numbers each run from the wall clock: a pair carries over."""
+    from micromance.protocol import SEQS_PER_SECOND
+
+    unit.send(ev.Delivery, message=partner_message(500, total=40))
+    clock_seq = int(unit.clock.wall.timestamp() * SEQS_PER_SECOND)
+    unit.send(ev.Delivery, message=partner_message(clock_seq, total=41))
+    assert unit.state.counters.received_total == 41 and unit.state.partner.rejected == 0
+
+
+def test_a_total_learnt_from_a_summary_counts_as_seen_at_that_summarys_seq(unit):
+    """The partner's thank-yous may reach us only through its summary (its events still on
+    their way): our summary must not make it believe we saw them before its run."""
+    unit.send(ev.Delivery, message=summary(5_000_000, 0, 0, sent_total=100))
+    told = of(cmd.PublishState, unit.send(ev.Delivery, message=summary(5_000_001, 0, 0, 100)))
+    assert (told[0].seen_seq, told[0].seen_total) == (5_000_000, 100)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from micromance.protocol import (
     Message,
+    MessageType,
     ReplayWindow,
     associated_data,
     open_sealed,
@@ -30,8 +31,9 @@ from micromance.protocol import (
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 EXPECTED = {
-    "envelope-thanks", "envelope-ack", "envelope-state", "replay-window", "replay-window-jump",
-    "commitment", "code-and-pair-secrets", "x25519-pairing", "pairing-messages",
+    "envelope-thanks", "envelope-ack", "envelope-state", "envelope-presence", "replay-window",
+    "replay-window-jump", "commitment", "code-and-pair-secrets", "x25519-pairing",
+    "pairing-messages",
 }
 
 
@@ -74,7 +76,12 @@ def test_parser_joins_continuation_lines():
 # --- sealed envelopes ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["envelope-thanks", "envelope-ack", "envelope-state"])
+#: Each envelope vector and the channel its message type belongs on.
+CHANNELS = {"envelope-thanks": "events", "envelope-ack": "events", "envelope-state": "state",
+            "envelope-presence": "presence"}
+
+
+@pytest.mark.parametrize("name", list(CHANNELS))
 def test_envelope_vector(name):
     v = vector(name)
     key, nonce, topic = bytes.fromhex(v["key"]), bytes.fromhex(v["nonce"]), v["topic"]
@@ -90,9 +97,16 @@ def test_envelope_vector(name):
     assert base64.b64decode(outer["nonce"]) == nonce
     ct = base64.b64decode(outer["ct"])
     assert ChaCha20Poly1305(key).decrypt(nonce, ct, bytes.fromhex(v["aad"])) == plaintext
-    pair_id, sender, _ = parse_topic(topic)
+    pair_id, sender, channel = parse_topic(topic)
     assert open_sealed(payload, key=key, topic=topic, expected_sender=sender,
                        expected_pair=pair_id) == message
+    assert channel == message.channel == CHANNELS[name]
+
+
+def test_presence_vector_is_an_online_presence():
+    message = Message.from_plaintext(vector("envelope-presence")["plaintext"])
+    assert message.type is MessageType.PRESENCE and message.online is True
+    assert message.sent_total == 0
 
 
 # --- replay window ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from micromance.config import Config
 from micromance.content.library import load_library
 from micromance.core import events as ev
 from micromance.core.clock import Clock, SystemClock
-from micromance.core.commands import Command
+from micromance.core.commands import Command, Durable
 from micromance.core.events import Button, Gesture
 from micromance.core.machine import initial_state, next_deadline, step
 from micromance.core.quiet import QuietHours
@@ -93,15 +93,22 @@ class Stepper:
             if not self._failing:
                 log.error("cannot save: %s; presses are refused until it works again", error)
             self._failing = True
-            # What the adapters were told during the failed step is unknown: send it all.
-            self.state = replace(before, outputs=Outputs())
-            self.handle(ev.StorageFailed(reason=error.short, at=event.at, wall=event.wall))
+            self._storage_failed(before, ev.StorageFailed(reason=error.short, at=event.at,
+                                                          wall=event.wall))
             return
         if isinstance(event, ev.StorageRecovered):
             self._failing = False
         received = self.state.counters.received_total
         if received > before.counters.received_total:
             log.info("thank-you from %s (their #%d)", self.state.sender or "partner", received)
+
+    def _storage_failed(self, before: State, event: ev.StorageFailed) -> None:
+        """The failed step is undone; the core hears why. What the adapters were told during
+        it is unknown, so all outputs go out again. That step itself writes nothing: whatever
+        else it wanted to save (a prompt rotation that fell due) waits for storage to work."""
+        self.state, commands = step(replace(before, outputs=Outputs()), event)
+        self.executor.carry_out([c for c in commands if not isinstance(c, Durable)],
+                                event.wall)
 
     def seconds_until_deadline(self, now: float) -> float | None:
         """Until the core wants a ``Tick`` (``now`` on the core's clock)."""

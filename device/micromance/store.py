@@ -30,6 +30,7 @@ from typing import Any
 from micromance.core.counters import Counters
 from micromance.errors import StoreError
 from micromance.link.pair_file import load_pair
+from micromance.protocol import SEQS_PER_SECOND
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,6 @@ SCHEMA_VERSION = 1
 RECENT_EVENTS_KEPT = 50
 #: Sequence numbers are reserved this many at a time: one write per block, not per message.
 SEQ_BLOCK = 32
-#: Each run of a process numbers its messages from the wall clock on (this many seqs a
-#: second), at least above everything reserved before it: a store that went back in time (a
-#: power cut, a card that lied about a write) would otherwise number new messages with the
-#: seqs its partner saw in the run it forgot. (1024 a second lasts 280,000 years in 2**53.)
-SEQS_PER_SECOND = 1024
 REPAIR_FIX = "run micromance repair (it keeps a copy of the damaged file and rebuilds the rest)"
 
 _SCHEMA = """

@@ -45,11 +45,11 @@ from micromance.core.counters import Counters
 from micromance.core.events import Gesture, LinkState
 from micromance.core.prompts import Prompt, ShuffleBag
 from micromance.core.state import (
+    CLOCK_SLACK_SECONDS,
     DONE_SECONDS,
     FLASH_SECONDS,
     FRAME_SECONDS,
     MAX_RISE,
-    MAX_SEQ_JUMP,
     PAGE_SECONDS,
     PAIRING_RESULT_SECONDS,
     PEEK_SECONDS,
@@ -76,7 +76,14 @@ from micromance.core.state import (
     panel_on,
 )
 from micromance.core.view import shift_of, view_of
-from micromance.protocol import Message, MessageType, ReplayWindow, pairing
+from micromance.protocol import (
+    MAX_TOTAL,
+    SEQS_PER_SECOND,
+    Message,
+    MessageType,
+    ReplayWindow,
+    pairing,
+)
 from micromance.screens import views as v
 
 
@@ -354,16 +361,19 @@ def _delivery(state: State, message: Message, out: list[Command]) -> State:
 
 
 def _implausible(state: State, message: Message) -> str:
-    """Bounded trust, even in the partner (a bug, a stolen key): a message may move its seq
-    at most ``MAX_SEQ_JUMP`` ahead, and raise its total by at most as many thank-yous as it
-    used seqs since the message that brought the count we have, never more than
-    ``MAX_RISE``. Beyond that it is refused before it changes anything (a total or a seq near
-    2**53 would stop every later count)."""
-    highest, counters = state.partner.window.highest, state.counters
-    if highest and message.seq > highest + MAX_SEQ_JUMP:
+    """Bounded trust, even in the partner (a bug, a stolen key): its seqs count from its wall
+    clock, so one far ahead of ours is not plausible; a total above ``MAX_TOTAL`` neither; and
+    a message may raise a total we know by at most as many thank-yous as it used seqs since
+    the message that brought it, never more than ``MAX_RISE``. Such a message is refused
+    before it changes anything (a total or a seq near 2**53 would stop every later count)."""
+    counters = state.counters
+    latest = (state.wall.timestamp() + CLOCK_SLACK_SECONDS) * SEQS_PER_SECOND
+    if message.seq > latest:
         return "implausible_seq"
+    if message.sent_total > MAX_TOTAL:
+        return "implausible_total"
     rise = message.sent_total - counters.received_total
-    if rise > 0 and message.type is not MessageType.PRESENCE \
+    if rise > 0 and counters.received_total and message.type is not MessageType.PRESENCE \
             and rise > min(MAX_RISE, message.seq - counters.received_seq):
         return "implausible_total"
     return ""
@@ -392,7 +402,9 @@ def _catch_up(state: State, seen_seq: int, seen_total: int, out: list[Command]) 
     partner = state.partner
     if not partner.run_first_seq or seen_seq >= partner.run_first_seq:
         return state  # it saw this run's messages: its counts are news of this run
-    lost = max(0, seen_total - partner.start_total)
+    lost = max(0, min(seen_total, MAX_TOTAL) - partner.start_total)
+    if partner.start_total and lost > MAX_RISE:
+        return state  # not plausible (bounded trust, as for its own totals)
     added = lost - partner.lost_added
     if added <= 0:
         return state
@@ -413,9 +425,11 @@ def _tell_what_we_saw(state: State, seq: int, out: list[Command]) -> State:
 
 
 def _state_message(state: State) -> cmd.PublishState:
+    """Our summary: totals, and what we saw of the partner: its total and the highest of its
+    seqs we took anything from (events, or the summary that brought the total)."""
     counters = state.counters
     return cmd.PublishState(sent_total=counters.sent_total, streak=counters.streak,
-                            seen_seq=state.partner.window.highest,
+                            seen_seq=max(state.partner.window.highest, counters.received_seq),
                             seen_total=counters.received_total)
 
 

@@ -31,10 +31,12 @@ REDELIVER_MAX = 900.0       # ...doubling each time up to this
 REDELIVER_MIN_GAP = 10.0    # and never more often than this, whatever arrives
 REACK_SECONDS = 5.0         # duplicates are acknowledged again at most this often, in one ack
 STORAGE_RETRY_SECONDS = 30.0   # a failed commit: try a small write this often until it works
-#: A message may move the partner's seq at most this far ahead. A unit numbers each run from
-#: the wall clock (1024 seqs a second): this is two years switched off.
-MAX_SEQ_JUMP = 2**36
-#: ...and raise its total at most by this much: more thank-yous than a unit ever holds back.
+#: A partner numbers its messages from its wall clock (``SEQS_PER_SECOND``): a seq further
+#: ahead of ours than this (a year, for a clock not yet set) is not plausible.
+CLOCK_SLACK_SECONDS = 366 * 24 * 3600.0
+#: A message may raise a total we know by at most this much: more thank-yous than a unit
+#: ever holds back (a total we do not know yet, after pairing or a lost store, is only capped
+#: by ``MAX_TOTAL``).
 MAX_RISE = 10_000
 SHIFT_SECONDS = 60.0        # OLED care: move the picture once a minute
 #: Pixel-shift path: a small loop around the centre, one step a minute.

@@ -77,7 +77,7 @@ class Topics:
 
     @property
     def presence(self) -> str:
-        """Plain ``online``/``offline``; retained, also the Last Will."""
+        """Sealed presence (``online`` true or false); retained, also the Last Will."""
         return self._topic(PRESENCE)
 
 

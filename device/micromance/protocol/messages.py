@@ -25,6 +25,13 @@ KEY_BYTES = 32
 MAX_SEQ = 2**53 - 1  # largest integer every JSON implementation keeps exact
 MAX_SEQS = 256  # seqs listed in one ack or seen; 256 seqs below 10**9 always fit in a payload
 MAX_NAME_CHARS = 16
+#: A unit numbers each run's messages from its wall clock on: this many seqs a second since
+#: the epoch (1024 a second lasts 280,000 years below MAX_SEQ). So a store that went back in
+#: time never numbers new messages with seqs its partner saw, and a receiver can tell a
+#: plausible seq from one that could only come from a broken or hostile sender.
+SEQS_PER_SECOND = 1024
+#: The largest total a message may carry (a couple does not thank each other 4 billion times).
+MAX_TOTAL = 2**32
 MAX_TIME_CHARS = 64  # a full isoformat() with microseconds in time and offset is 42
 
 
