@@ -11,6 +11,7 @@ import ipaddress
 import os
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,9 +92,10 @@ def example_config(directory: Path, port: int) -> str:
     return text
 
 
-def start_selfhosted(directory: Path, users: dict[str, str], acl_extra: str = "",
+def start_selfhosted(directory: Path, users: Iterable[str], acl: str | None = None,
                      names: tuple[str, ...] = ("localhost",)) -> SelfHostedBroker:
-    """mosquitto with the example config; ``users`` maps device ids to their partner's ids."""
+    """mosquitto with the example config and a login for each of ``users`` (password
+    ``PASSWORD``); ``acl`` replaces the shipped ACL."""
     executable = require_mosquitto()
     passwd = require_tool("mosquitto_passwd",
                           "mosquitto_passwd is missing (Debian package mosquitto)")
@@ -103,9 +105,8 @@ def start_selfhosted(directory: Path, users: dict[str, str], acl_extra: str = ""
         flags = ["-b", "-c"] if index == 0 else ["-b"]
         subprocess.run([passwd, *flags, str(directory / "passwd"), user, PASSWORD], check=True,
                        capture_output=True)
-    blocks = "".join(f"\nuser {user}\ntopic read micromance/v1/+/{partner}/#\n"
-                     for user, partner in users.items())
-    (directory / "acl").write_text((EXAMPLE / "micromance.acl").read_text() + blocks + acl_extra)
+    (directory / "acl").write_text((EXAMPLE / "micromance.acl").read_text() if acl is None
+                                   else acl)
     port = broker_adapter.free_loopback_port()
     (directory / "mosquitto.conf").write_text(example_config(directory, port))
     with open(directory / "mosquitto.out", "ab") as output:

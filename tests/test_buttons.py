@@ -41,9 +41,16 @@ def play(script):
          [(5.2, Gesture.BOTH_HOLD)]),
         ([(0, N, True), (0.5, T, True), (5.4, None, None), (5.5, None, None), (6, N, False),
           (6.1, T, False)], [(5.5, Gesture.BOTH_HOLD)]),
-        # A chord let go early is nothing at all: no stray thank-you, no "done".
-        ([(0, T, True), (0.1, N, True), (3, T, False), (3.1, N, False)], []),
-        ([(0, N, True), (0.1, T, True), (2.5, None, None), (4, N, False), (4.2, T, False)], []),
+        # A chord let go early is the week, once: no stray thank-you, no "done".
+        ([(0, T, True), (0.1, N, True), (3, T, False), (3.1, N, False)],
+         [(3, Gesture.BOTH_PRESS)]),
+        ([(0, N, True), (0.1, T, True), (2.5, None, None), (4, N, False), (4.2, T, False)],
+         [(4, Gesture.BOTH_PRESS)]),
+        ([(0, T, True), (0.05, N, True), (0.2, N, False), (0.25, T, False)],
+         [(0.2, Gesture.BOTH_PRESS)]),
+        # "Done" fired before the other button came: the chord is nothing more.
+        ([(0, N, True), (2.0, None, None), (2.2, T, True), (3, T, False), (3.1, N, False)],
+         [(2.0, Gesture.NEXT_HOLD)]),
         # Bounce: a repeated down edge changes nothing.
         ([(0, T, True), (0.01, T, True), (0.2, T, False)], [(0.2, Gesture.THANKS_PRESS)]),
         # A release without a press (started before we did) is ignored.

@@ -15,7 +15,7 @@ import pytest
 
 MOCK_PINS = {"GPIOZERO_PIN_FACTORY": "mock", "GPIOZERO_MOCK_PIN_CLASS": "mockpwmpin"}
 STATUS_KEYS = {"version", "device_id", "paired", "pair_id", "link", "partner", "sent_total",
-               "received_total", "outbox", "rejected", "last_events"}
+               "received_total", "outbox", "rejected", "last_events", "together_total"}
 
 
 def micromance(*args: str, stdin: str = "", env: dict | None = None, timeout: float = 60):

@@ -34,6 +34,7 @@ from micromance.config import (
     DeviceConfig,
     DisplayConfig,
     LoggingConfig,
+    PairingConfig,
     PathsConfig,
     PinsConfig,
     PromptsConfig,
@@ -376,6 +377,9 @@ password_file = "/etc/micromance/password"
 room = "alex-and-sam_2"
 keepalive = 3600
 
+[pairing]
+room = "kitchen-lobby"
+
 [paths]
 state_dir = "/srv/micromance"
 
@@ -402,6 +406,8 @@ def test_full_file_round_trips_every_key(tmp_path: Path) -> None:
             client_cert="/etc/micromance/client.pem", client_key="/etc/micromance/client.key",
             username="alex", password_file="/etc/micromance/password", room="alex-and-sam_2",
             keepalive=3600),
+        broker_named=True,
+        pairing=PairingConfig(room="kitchen-lobby"),
         paths=PathsConfig(state_dir="/srv/micromance"),
         logging=LoggingConfig(level="debug"),
         source=path,
@@ -486,7 +492,7 @@ def test_every_section_and_key_has_a_default() -> None:
         for f in dataclasses.fields(section_type):
             assert f.default is not dataclasses.MISSING, f"{section_type.__name__}.{f.name}"
     assert list(SECTIONS) == ["device", "display", "pins", "prompts", "quiet_hours", "broker",
-                              "paths", "logging"]
+                              "pairing", "paths", "logging"]
 
 
 # --- where the config comes from -------------------------------------------------------------
@@ -553,11 +559,24 @@ def test_example_config_is_exactly_the_defaults() -> None:
     assert load_config(EXAMPLE) == replace(Config(), source=EXAMPLE)
 
 
+def commented_broker(text: str) -> dict:
+    """The example's [broker] table, commented out so that the public brokers are used."""
+    start = text.index("# [broker]\n")
+    block = []
+    for line in text[start:].splitlines():
+        if not line.startswith("#"):
+            break
+        block.append(line[2:] if line.startswith("# ") else "")
+    return tomllib.loads("\n".join(block))["broker"]
+
+
 def test_example_config_lists_every_key() -> None:
-    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    assert list(data) == list(SECTIONS)
+    text = EXAMPLE.read_text(encoding="utf-8")
+    data = {**tomllib.loads(text), "broker": commented_broker(text)}
+    assert sorted(data) == sorted(SECTIONS)
     for section, section_type in SECTIONS.items():
         assert list(data[section]) == [f.name for f in dataclasses.fields(section_type)], section
+    assert BrokerConfig(**data["broker"]) == BrokerConfig()  # the commented values: defaults
 
 
 def test_example_config_explains_every_key() -> None:
@@ -651,3 +670,72 @@ def test_state_dir_expands_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("HOME", str(tmp_path))
     config = parse_config('[paths]\nstate_dir = "~/micromance"\n', Path("c.toml"))
     assert config.state_dir == tmp_path / "micromance"
+
+
+# --- several brokers (array of tables) -------------------------------------------------------
+
+
+def test_no_broker_named_means_the_shipped_public_brokers(tmp_path: Path) -> None:
+    from micromance.config import PUBLIC_BROKERS
+
+    config = load_config(write(tmp_path, '[device]\nname = "Sam"\n'))
+    assert config.brokers == ()
+    assert len(PUBLIC_BROKERS) >= 3 and all(b.tls and b.port in (8883, 8886)
+                                            for b in PUBLIC_BROKERS)
+
+
+def test_one_broker_table_works_as_before(tmp_path: Path) -> None:
+    config = load_config(write(
+        tmp_path, '[broker]\nhost = "mqtt.example.org"\nport = 1883\ntls = false\n'
+                  'room = "kitchen"\n'))
+    assert config.brokers == (BrokerConfig(host="mqtt.example.org", port=1883, tls=False,
+                                           room="kitchen"),)
+    assert config.room == "kitchen"
+
+
+def test_several_brokers_as_an_array_of_tables(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '''\
+[[broker]]
+host = "127.0.0.1"
+port = 18831
+tls = false
+
+[[broker]]
+host = "127.0.0.1"
+port = 18832
+tls = false
+
+[pairing]
+room = "sam-and-alex"
+'''))
+    assert [(b.host, b.port, b.tls) for b in config.brokers] == [
+        ("127.0.0.1", 18831, False), ("127.0.0.1", 18832, False)]
+    assert config.room == "sam-and-alex"
+
+
+def test_mixing_broker_and_brokers_says_how_to_fix_it(tmp_path: Path) -> None:
+    path = write(tmp_path, '[broker]\nhost = "a"\n\n[[broker]]\nhost = "b"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(path) in caught.value.message and "[[broker]]" in caught.value.message
+    assert "[pairing] room" in caught.value.fix
+
+
+def test_each_broker_of_the_array_is_checked_and_the_room_lives_in_pairing(
+        tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"broker\.port = 0 .*out of range"):
+        load_config(write(tmp_path, '[[broker]]\nhost = "a"\nport = 0\n'))
+    with pytest.raises(ConfigError, match=r"\[pairing\] room"):
+        load_config(write(tmp_path, '[[broker]]\nhost = "a"\nroom = "x"\n'))
+    with pytest.raises(ConfigError, match=r"unknown key broker\.hots"):
+        load_config(write(tmp_path, '[[broker]]\nhots = "a"\n'))
+
+
+def test_a_broker_named_twice_or_too_many_brokers_are_refused(tmp_path: Path) -> None:
+    twice = '[[broker]]\nhost = "a"\n\n[[broker]]\nhost = "b"\n\n[[broker]]\nhost = "a"\n'
+    with pytest.raises(ConfigError, match=r"number 3 is a:8883 again \(number 1 is too\)"):
+        load_config(write(tmp_path, twice))
+    many = "".join(f'[[broker]]\nhost = "h{i}"\n' for i in range(9))
+    with pytest.raises(ConfigError, match=r"9 \[\[broker\]\] tables") as caught:
+        load_config(write(tmp_path, many))
+    assert "at most 8" in caught.value.fix

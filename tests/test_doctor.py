@@ -20,9 +20,10 @@ from micromance import config as config_module
 from micromance import doctor, protocol
 from micromance.doctor import Outcome, Probes, SessionReport
 from micromance.link.pair_file import load_pair, pair_locally
-from micromance.protocol import Topics
+from micromance.simulator.private_broker import free_loopback_port
 from micromance.status import read_live_facts
 from tests.selfhosted import PASSWORD, start_selfhosted
+from tests.units import partner_names_of
 
 
 class FakeFactory:
@@ -81,15 +82,16 @@ def diagnose(config: Path | str | None, probes: Probes) -> tuple[int, dict, str]
 def sealed_presence(pair, online: bool, seq: int = 9,
                     time: str = "2026-11-24T20:10:00+01:00") -> bytes:
     """The partner's presence as its unit publishes it: sealed, on its presence topic."""
-    presence = Topics(pair.pair_id, pair.partner_id).presence
-    message = protocol.Message(type="presence", sender=pair.partner_id, seq=seq, time=time,
+    partner = partner_names_of(pair)
+    presence = partner.presence
+    message = protocol.Message(type="presence", sender=partner.member, seq=seq, time=time,
                                name="Kim", sent_total=0, online=online)
     return protocol.seal(message, key=pair.key, topic=presence)
 
 
 def online_partner(config: Path) -> doctor.SessionReport:
     pair = load_pair(config.parent / "a")
-    presence = Topics(pair.pair_id, pair.partner_id).presence
+    presence = partner_names_of(pair).presence
     return SessionReport(1.5, {presence: sealed_presence(pair, online=True)})
 
 
@@ -386,6 +388,60 @@ def test_private_broker_ping_and_a_partner_who_never_came(tmp_path, broker):
     assert "never reached this broker" in results["pairing"].message
 
 
+def brokers_config(tmp_path: Path, ports: list[int]) -> Path:
+    tables = "".join(f'[[broker]]\nhost = "127.0.0.1"\nport = {port}\ntls = false\n'
+                     for port in ports)
+    path = tmp_path / "a.toml"
+    path.write_text(f'[display]\ndriver = "ssd1306"\n{tables}'
+                    f'[paths]\nstate_dir = "{tmp_path / "a"}"\n')
+    return path
+
+
+def test_one_line_per_broker_and_a_dead_one_beside_a_live_one_is_a_warning(tmp_path, broker):
+    pair_locally(tmp_path / "a", tmp_path / "b")
+    closed = free_loopback_port()
+    code, results, out = diagnose(brokers_config(tmp_path, [broker.port, closed]),
+                                  real_network())
+    assert results["broker 1"].outcome is Outcome.PASS, out
+    assert f"127.0.0.1:{broker.port} reachable" in results["broker 1"].message
+    assert results["broker 2"].outcome is Outcome.WARN
+    assert f"127.0.0.1:{closed} refused the connection (TCP)" in results["broker 2"].message
+    assert code == 0, out
+    assert [line.split(":")[0] for line in out.splitlines() if "broker" in line.split(":")[0]] \
+        == ["✓ broker 1", "! broker 2"]
+
+
+def test_no_broker_that_answers_is_a_failure_for_each(tmp_path):
+    pair_locally(tmp_path / "a", tmp_path / "b")
+    closed = [free_loopback_port(), free_loopback_port()]
+    code, results, out = diagnose(brokers_config(tmp_path, closed), real_network())
+    assert code == 1
+    assert all(results[f"broker {n}"].outcome is Outcome.FAIL for n in (1, 2)), out
+    assert "partner last seen: unknown" in results["pairing"].message
+
+
+def test_with_no_broker_configured_doctor_checks_the_brokers_the_pair_was_made_with(tmp_path):
+    """No [broker] in the config: the unit uses the pair's list (the public brokers when the
+    pair was made without a config); doctor checks exactly those (here faked: no test goes
+    out to the internet)."""
+    from micromance.config import PUBLIC_BROKERS
+
+    pair_locally(tmp_path / "a", tmp_path / "b")
+    path = tmp_path / "a.toml"
+    path.write_text(f'[display]\ndriver = "ssd1306"\n[paths]\nstate_dir = "{tmp_path / "a"}"\n')
+    asked = []
+
+    def resolve(host, port):
+        asked.append((host, port))
+        raise socket.gaierror(-2, "Name or service not known")
+
+    _, results, out = diagnose(path, healthy_probes(resolve=resolve))
+    pair = load_pair(tmp_path / "a")
+    expected = pair.brokers or PUBLIC_BROKERS
+    assert sorted(set(asked)) == sorted({(b.host, b.port) for b in expected})
+    assert len([r for r in results if r.startswith("broker ")]) == len(expected), out
+
+
 def publish_retained(port: int, topic: str, payload: bytes) -> None:
     import paho.mqtt.publish as publish
 
@@ -396,8 +452,8 @@ def test_partner_presence_and_last_seen_come_from_the_broker(tmp_path, broker):
     pair_locally(tmp_path / "a", tmp_path / "b")
     config = plain_broker_config(tmp_path, broker.port)
     pair = load_pair(tmp_path / "a")
-    partner = Topics(pair.pair_id, pair.partner_id)
-    summary = protocol.Message(type="state", sender=pair.partner_id, seq=7,
+    partner = partner_names_of(pair)
+    summary = protocol.Message(type="state", sender=partner.member, seq=7,
                                time="2026-11-24T20:15:00+01:00", name="Kim", sent_total=3,
                                streak=2, last_seq=7)
     publish_retained(broker.port, partner.state,
@@ -436,13 +492,13 @@ def test_tls_to_a_port_without_tls(tmp_path, broker):
 
 
 @pytest.fixture
-def selfhosted(tmp_path):
-    """The example mosquitto config with TLS, logins and the ACL; this unit's id is its login."""
-    pair_a, _ = pair_locally(tmp_path / "a", tmp_path / "b")
-    users = {pair_a.device_id: pair_a.partner_id, pair_a.partner_id: pair_a.device_id}
-    broker = start_selfhosted(tmp_path / "mosquitto", users)
+def selfhosted(tmp_path, request):
+    """The example mosquitto config with TLS, logins and the ACL; this unit logs in as home-a."""
+    pair_locally(tmp_path / "a", tmp_path / "b")
+    broker = start_selfhosted(tmp_path / "mosquitto", ("home-a", "home-b"),
+                              acl=getattr(request, "param", None))
     (tmp_path / "password").write_text(PASSWORD + "\n")
-    broker.username = pair_a.device_id
+    broker.username = "home-a"
     yield broker
     broker.stop()
 
@@ -485,11 +541,10 @@ def test_wrong_password(tmp_path, selfhosted):
     assert "mosquitto_passwd" in results["broker"].fix
 
 
+@pytest.mark.parametrize("selfhosted", ["pattern read +\n"], indirect=True)
 def test_acl_that_forbids_the_units_topics(tmp_path, selfhosted):
-    """Logged in as the partner, this unit may not write below its own device id."""
-    partner = load_pair(tmp_path / "a").partner_id
-    config = selfhosted_config(tmp_path, selfhosted, username=partner)
-    _, results, out = diagnose(config, real_network())
+    """An ACL that lets the unit read but not write: doctor names the step and the ACL."""
+    _, results, out = diagnose(selfhosted_config(tmp_path, selfhosted), real_network())
     assert results["broker"].outcome is Outcome.FAIL, out
     assert "does not let" in results["broker"].message
     assert "ACL" in results["broker"].fix

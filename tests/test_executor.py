@@ -48,7 +48,7 @@ SAMPLES: dict[type, object] = {
     cmd.StartPairing: cmd.StartPairing(),
     cmd.PublishPairing: cmd.PublishPairing(b"{}"),
     cmd.StopPairing: cmd.StopPairing(),
-    cmd.SavePair: cmd.SavePair(PairResult("ab" * 16, bytes(32), PARTNER)),
+    cmd.SavePair: cmd.SavePair(PairResult("ab" * 16, bytes(32), "a")),
     cmd.ForgetPair: cmd.ForgetPair(),
 }
 
@@ -98,7 +98,7 @@ def test_every_command_type_is_carried_out(parts, kind):
     executor, store, room, _ = parts
     executor.carry_out([SAMPLES[kind]], WALL)
     if kind is cmd.SavePair:
-        assert load_pair(store.path.parent).partner_id == PARTNER
+        assert load_pair(store.path.parent).partner_id == SAMPLES[cmd.SavePair].result.partner_id
     if kind in (cmd.StartPairing, cmd.PublishPairing, cmd.StopPairing):
         assert room.calls
 

@@ -12,7 +12,7 @@ from micromance.runtime import Runtime
 from micromance.screens import views as v
 from tests.test_link import THANKS, Home, _wait_outbox_empty, _wait_received
 from tests.test_link import homes as homes
-from tests.units import Running, desk_config, press
+from tests.units import Running, desk_config, names_of, partner_names_of, press
 
 DB_FILES = ("state.db", "state.db-wal", "state.db-shm")
 
@@ -148,7 +148,6 @@ def test_forged_presence_changes_nothing_and_sends_nothing(homes):
     """Anyone on the broker can publish on a presence topic; only the partner can seal."""
     import paho.mqtt.publish as publish
 
-    from micromance import protocol
     from micromance.link.pair_file import load_pair
 
     a, b = homes
@@ -156,7 +155,7 @@ def test_forged_presence_changes_nothing_and_sends_nothing(homes):
     b.start().connected()
     b.wait_until(lambda: b.state.partner.online is True)
     pair = load_pair(a.state_dir)
-    presence = protocol.Topics(pair.pair_id, pair.device_id).presence   # A's, as B reads it
+    presence = names_of(pair).presence   # A's, as B reads it
     publish.single(presence, b"offline", qos=1, retain=True, hostname="127.0.0.1",
                    port=a.broker.port)                                  # a forged Last Will
     b.wait_until(lambda: b.state.partner.rejected >= 1)
@@ -167,7 +166,7 @@ def test_forged_presence_changes_nothing_and_sends_nothing(homes):
         a.press(THANKS)
     a.wait_until(lambda: a.state.partner.outbox == 20)
     mark = a.running.mark()
-    own = protocol.Topics(pair.pair_id, pair.partner_id).presence       # B's, as A reads it
+    own = partner_names_of(pair).presence       # B's, as A reads it
     publish.multiple([{"topic": own, "payload": b"online", "qos": 1}] * 200,
                      hostname="127.0.0.1", port=a.broker.port)
     a.wait_until(lambda: a.state.partner.rejected >= 200)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime
+import json
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -14,6 +15,7 @@ from micromance.core.commands import LightMode
 from micromance.core.events import Button, Gesture
 from micromance.core.machine import (
     FLASH_SECONDS,
+    REACK_AFTER,
     REDELIVER_MIN_GAP,
     Settings,
     State,
@@ -157,7 +159,7 @@ def test_both_held_five_seconds_enters_pairing_and_next_cancels(unit):
     unit.send(ev.ButtonUp, button=Button.THANKS)
     unit.send(ev.ButtonUp, button=Button.NEXT)
     assert not of(cmd.SendThanks, unit.log)
-    out = unit.send(ev.PairingBegin, entropy=bytes(range(56)))
+    out = unit.send(ev.PairingBegin, entropy=bytes(range(64)))
     assert b'"t":"hello"' in of(cmd.PublishPairing, out)[0].payload
     out = unit.gesture(Gesture.NEXT_PRESS)
     assert cmd.StopPairing() in out and isinstance(unit.view, v.HomeView)
@@ -168,8 +170,10 @@ def test_pairing_through_the_core_shows_the_code_and_pairs_after_thanks(clock):
 
     unit = Unit(clock, device_id="5555555555555555")
     unit.gesture(Gesture.BOTH_HOLD)
-    hello = of(cmd.PublishPairing, unit.send(ev.PairingBegin, entropy=bytes(56)))[0].payload
-    peer, sent = pairing.begin("1111111111111111", bytes(range(56)), clock.mono)
+    entropy = bytes(56) + bytes.fromhex("5555555555555555")  # its attempt id, last
+    hello = of(cmd.PublishPairing, unit.send(ev.PairingBegin, entropy=entropy))[0].payload
+    peer, sent = pairing.begin(bytes(range(56)) + bytes.fromhex("1111111111111111"),
+                               clock.mono)
     to_unit = sent
     for _ in range(6):  # relay between the core and a peer session until quiet
         replies = []
@@ -189,10 +193,13 @@ def test_pairing_through_the_core_shows_the_code_and_pairs_after_thanks(clock):
         peer, _ = pairing.receive(peer, payload, clock.mono)
     out = unit.send(ev.PairingMessage, payload=peer.my_confirm)
     (saved,) = of(cmd.SavePair, out)
-    assert saved.result.key == peer.result.key and saved.result.partner_id == peer.me
+    assert saved.result.key == peer.result.key
+    assert saved.result.partner_id == peer.result.member_id != saved.result.member_id
     assert unit.state.partner.paired and unit.state.counters.sent_total == 0
     assert unit.view == v.PairingView(v.PairingPhase.CONFIRMED)
     assert cmd.StopPairing() in unit.run_for(10)
+    assert isinstance(unit.view, v.HelpView)  # a new pair: what the buttons do, for a minute
+    unit.run_for(60)
     assert isinstance(unit.view, v.HomeView)
 
 
@@ -225,7 +232,7 @@ def test_received_light_stops_after_the_timeout(clock):
 def test_seen_from_partner_shows_seen(unit):
     unit.gesture(Gesture.THANKS_PRESS)
     unit.receive("seen", total=0)
-    assert unit.view == v.SentView(seen=True)
+    assert unit.view == v.SentView(seen=True, seen_when="just now")
 
 
 def test_partner_totals_grow_only_whatever_the_order(unit):
@@ -365,6 +372,7 @@ ACTIONS = st.one_of(
     st.tuples(st.just("wait"), st.floats(0, 5000)),
     st.tuples(st.just("rotate")),
     st.tuples(st.just("seen")),
+    st.tuples(st.just("thanks_at"), st.integers(-1500, 30)),  # minutes from now, late or early
 )
 
 
@@ -374,6 +382,7 @@ def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
     from micromance.core.clock import FakeClock
 
     unit = Unit(FakeClock(wall=datetime(2026, 3, 29, hour, 0, tzinfo=ZONE)))  # a DST day
+    partner_thanks = 0
     for action in actions:
         match action:
             case ("gesture", gesture):
@@ -388,6 +397,15 @@ def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
                 unit.send(ev.RotatePrompt)
             case ("seen",):
                 unit.receive("seen", total=0)
+            case ("thanks_at", minutes):
+                unit.partner_seq += 1
+                total = unit.state.counters.received_total + 1
+                unit.send(ev.Delivery, message=Message(
+                    type="thanks", sender=PARTNER, seq=max(unit.partner_seq, total),
+                    time=(unit.clock.wall + timedelta(minutes=minutes)).isoformat(
+                        timespec="seconds"), name="Alex", sent_total=total))
+                unit.partner_seq = max(unit.partner_seq, total)
+                partner_thanks += 1
         deadline = next_deadline(unit.state)
         assert deadline is None or deadline > unit.state.at  # never a busy loop
         counters = unit.state.counters
@@ -395,6 +413,10 @@ def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
         assert counters.today <= counters.sent_total + counters.received_total
         if unit.state.outputs.light is LightMode.PULSE:
             assert unit.state.pending > 0
+        presses = len(of(cmd.SendThanks, unit.log))
+        assert counters.together_total <= min(presses, partner_thanks)
+        if unit.state.outputs.light is not LightMode.OFF:  # never at night, together neither
+            assert not unit.settings.quiet.contains(unit.state.wall)
 
 
 # --- the link, as the core sees it ------------------------------------------------------------
@@ -413,9 +435,13 @@ def test_delivery_is_acked_counted_once_and_replays_refused(unit):
     out = unit.send(ev.Delivery, message=partner_message(1))
     assert cmd.SendAck((1,), sent_total=0) in out and of(cmd.SaveWindow, out)
     assert unit.state.counters.received_total == 1
+    out = unit.send(ev.Delivery, message=partner_message(1, "thanks"), broker=1)
+    assert not of(cmd.SendAck, out)  # another broker's copy, moments later: no ack again
+    unit.clock.advance(REACK_AFTER)
     out = unit.send(ev.Delivery, message=partner_message(1))
     assert cmd.SendAck((1,), sent_total=0) in out  # re-acked: our first ack may have been lost
-    assert of(cmd.NoteRejected, out) == [cmd.NoteRejected("replayed", True, 1)]
+    assert not of(cmd.NoteRejected, out)  # a copy of what we had: a duplicate, not forged
+    assert unit.state.partner.duplicates == 2 and unit.state.partner.rejected == 0
     assert unit.state.counters.received_total == 1 and unit.state.pending == 1
 
 
@@ -429,7 +455,7 @@ def test_ack_drains_the_outbox_and_state_only_raises_totals(unit):
 
 
 def test_unacknowledged_messages_go_out_again_with_backoff(unit):
-    unit.send(ev.LinkChanged, link=ev.LinkState.CONNECTED)
+    unit.send(ev.BrokerChanged, broker=0, where="b:1", connected=True)
     unit.send(ev.OutboxChanged, size=2)
     gaps, last = [], unit.clock.mono
     while len(gaps) < 8:
@@ -440,7 +466,7 @@ def test_unacknowledged_messages_go_out_again_with_backoff(unit):
     assert gaps[:3] == [20, 40, 80]                      # doubling...
     assert max(gaps) <= 900 and gaps[-1] == 900          # ...up to the cap
     unit.clock.advance(REDELIVER_MIN_GAP)  # (never twice within moments: see below)
-    assert cmd.Redeliver() in unit.send(ev.LinkChanged, link=ev.LinkState.CONNECTED)
+    assert cmd.Redeliver(0) in unit.send(ev.BrokerChanged, broker=0, where="b:1", connected=True)
     unit.send(ev.OutboxChanged, size=0)
     assert unit.state.partner.redeliver_at is None
 
@@ -466,7 +492,7 @@ def test_any_order_and_duplication_of_partner_events_converges(seqs, rng):
     expected_total = max(m.sent_total for m in distinct.values())
     assert unit.state.counters.received_total == expected_total
     assert unit.state.pending == expected_total
-    assert unit.state.partner.rejected == len(messages) - len(distinct)
+    assert unit.state.partner.duplicates == len(messages) - len(distinct)
     acked = {c.seqs[0] for c in unit.log if isinstance(c, cmd.SendAck)}
     assert acked == set(distinct)
 
@@ -481,19 +507,20 @@ def presence(seq: int, online: bool) -> Message:
 
 def test_a_flood_of_replays_is_acknowledged_once_per_burst_without_writing(unit):
     unit.send(ev.Delivery, message=partner_message(1))
+    unit.clock.advance(REACK_AFTER)  # a captured message, replayed later
     out = []
     for _ in range(2000):
         out += unit.send(ev.Delivery, message=partner_message(1))
     acks = of(cmd.SendAck, out)
     assert len(acks) == 1 and acks[0].seqs == (1,)
     assert not [c for c in out if isinstance(c, cmd.Durable) and not isinstance(c, cmd.SendAck)]
-    assert unit.state.partner.rejected == 2000
+    assert unit.state.partner.duplicates == 2000
     later = unit.run_for(10)  # what came after the first re-ack goes out once, together
     assert [c.seqs for c in of(cmd.SendAck, later)] == [(1,)]
 
 
 def test_redelivery_happens_at_most_every_few_seconds_whatever_arrives(unit):
-    unit.send(ev.LinkChanged, link=ev.LinkState.CONNECTED)
+    unit.send(ev.BrokerChanged, broker=0, where="b:1", connected=True)
     unit.send(ev.OutboxChanged, size=50)
     out = []
     for seq in range(1, 201):  # presence flapping, as fast as it can come
@@ -508,8 +535,8 @@ def test_presence_is_newest_first_and_an_old_one_is_a_replay(unit):
     assert unit.state.partner.online is True
     unit.send(ev.Delivery, message=presence(10, online=True))   # retained, again: nothing
     assert unit.state.partner.rejected == 0
-    out = unit.send(ev.Delivery, message=presence(4, online=False))  # an old one, replayed
-    assert unit.state.partner.online is True and of(cmd.NoteRejected, out)
+    unit.send(ev.Delivery, message=presence(4, online=False))  # an old one, replayed
+    assert unit.state.partner.online is True and unit.state.partner.duplicates == 1
     unit.send(ev.Delivery, message=presence(11, online=False))  # the Last Will
     assert unit.state.partner.online is False
 
@@ -569,7 +596,9 @@ def test_a_sender_whose_store_went_back_adds_what_the_partner_counted(clock):
         unit.gesture(Gesture.THANKS_PRESS)
     out = unit.send(ev.Delivery, message=summary(3, seen_seq=40, seen_total=7))
     assert unit.state.counters.sent_total == 10
-    assert of(cmd.PublishState, out)[0].sent_total == 10  # the partner hears it at once
+    told = of(cmd.PublishState, out)[0]
+    assert told.sent_total == 10  # the partner hears it at once...
+    assert told.skip_seqs == 2    # ...after 2 unused seqs: its bound on rises holds
     assert of(cmd.SendThanks, unit.gesture(Gesture.THANKS_PRESS)) == [cmd.SendThanks(total=11)]
     # The same summary again (retained), or an older one: nothing is added twice.
     assert not of(cmd.PublishState, unit.send(ev.Delivery, message=summary(3, 40, 7)))
@@ -593,7 +622,34 @@ def test_a_new_summary_of_the_partner_is_answered_with_what_we_saw_once(unit):
     for _ in range(50):  # the same summary again (retained, or replayed), or an older one
         assert not of(cmd.PublishState, unit.send(ev.Delivery, message=summary(20, 0, 0, 7)))
         assert not of(cmd.PublishState, unit.send(ev.Delivery, message=summary(19, 0, 0, 7)))
-    assert of(cmd.PublishState, unit.send(ev.Delivery, message=summary(21, 0, 0, 7)))
+    # A newer summary is answered only when ours would say more than the one we published.
+    assert not of(cmd.PublishState, unit.send(ev.Delivery, message=summary(21, 0, 0, 7)))
+    unit.send(ev.Delivery, message=partner_message(22, total=8))
+    told = of(cmd.PublishState, unit.send(ev.Delivery, message=summary(23, 0, 0, 8)))
+    assert [(t.seen_seq, t.seen_total) for t in told] == [(22, 8)]
+
+
+def test_two_units_answering_each_others_summaries_fall_quiet(clock):
+    """Each summary has a new seq: were every new one answered, two units would answer each
+    other's answers for ever (a busy loop on both, found by the idle benchmark)."""
+    a, b = Unit(clock), Unit(clock)
+    seqs = iter(range(1000, 2000))
+
+    def as_message(told: cmd.PublishState) -> Message:
+        return summary(next(seqs), told.seen_seq, told.seen_total, told.sent_total)
+
+    a.gesture(Gesture.THANKS_PRESS)
+    b.receive(total=1)
+    waiting = [(b, t) for t in of(cmd.PublishState, a.send(ev.BrokerChanged, broker=0,
+                                                           where="broker", connected=True))]
+    rounds = 0
+    while waiting and rounds < 20:
+        rounds += 1
+        unit, told = waiting.pop(0)
+        other = a if unit is b else b
+        waiting += [(other, t) for t in of(cmd.PublishState,
+                                           unit.send(ev.Delivery, message=as_message(told)))]
+    assert not waiting and rounds <= 3
 
 
 def test_a_failed_commit_shows_the_problem_refuses_presses_and_retries(unit):
@@ -626,3 +682,342 @@ def test_a_total_learnt_from_a_summary_counts_as_seen_at_that_summarys_seq(unit)
     unit.send(ev.Delivery, message=summary(5_000_000, 0, 0, sent_total=100))
     told = of(cmd.PublishState, unit.send(ev.Delivery, message=summary(5_000_001, 0, 0, 100)))
     assert (told[0].seen_seq, told[0].seen_total) == (5_000_000, 100)
+
+
+# --- missed thanks, "away since", together, the week -----------------------------------------
+
+from micromance.core.counters import Counters  # noqa: E402
+from micromance.core.moments import TOGETHER_WINDOW, note_press  # noqa: E402
+
+
+def sent(unit: Unit, kind: str = "thanks", *, at: datetime | None = None,
+         total: int | None = None) -> list[cmd.Command]:
+    """The partner's message of ``kind`` sent at ``at`` (default: now), next seq and total."""
+    unit.partner_seq += 1
+    if total is None:
+        total = unit.state.counters.received_total + (kind == "thanks")
+    when = (at or unit.clock.wall).isoformat(timespec="seconds")
+    message = Message(type=kind, sender=PARTNER, seq=unit.partner_seq, time=when, name="Alex",
+                      sent_total=total)
+    return unit.send(ev.Delivery, message=message)
+
+
+def test_a_thank_you_seen_at_once_says_nothing_of_when_it_came(unit):
+    sent(unit)
+    assert unit.view.when == ""
+    unit.run_for(9 * 60)
+    assert unit.view.when == ""                    # nine minutes: still "just arrived"
+    assert next_deadline(unit.state) <= unit.clock.mono + 61  # the ten-minute mark is a timer
+    unit.run_for(61)
+    assert unit.view == v.ReceivedView("Alex", frame=v.RECEIVED_FRAMES - 1, when="10 min ago")
+    unit.run_for(2 * 3600)                         # the light timed out: home says it
+    assert isinstance(unit.view, v.HomeView) and unit.view.pending == 1
+    assert unit.view.pending_when == "2 h ago" and unit.view.partner == "Alex"
+    unit.gesture(Gesture.NEXT_PRESS)               # seen: the time goes with it
+    assert unit.state.counters.pending_at == "" and unit.view.pending_when == ""
+
+
+def test_a_thank_you_that_waited_says_when_it_came_from_the_senders_time(unit):
+    sent(unit, at=unit.clock.wall - timedelta(hours=2, minutes=5))  # delivered late
+    assert unit.view.when == "2 h ago"
+    sent(unit)                                     # a second one now: the oldest counts
+    assert unit.view.count == 2 and unit.view.when == "2 h ago"
+    unit.clock.advance(5 * 3600)
+    unit.send(ev.Tick)
+    assert unit.view.pending_when == "today 09:55" or unit.view.when == "today 09:55"
+
+
+def test_a_thank_you_from_the_night_says_yesterday_in_the_morning(evening):
+    unit = evening
+    unit.run_for(40 * 60)                          # 22:40, quiet
+    sent(unit)
+    assert unit.view == v.QuietView(pending=1)
+    unit.run_for(8 * 3600 + 25 * 60)               # 07:05
+    assert isinstance(unit.view, v.ReceivedView)
+    assert unit.view.when == "yesterday 22:40"
+    assert unit.state.outputs.light is LightMode.PULSE
+
+
+def test_a_future_time_from_a_fast_partner_clock_reads_as_now(unit):
+    sent(unit, at=unit.clock.wall + timedelta(minutes=30))
+    unit.run_for(11 * 60)
+    assert unit.view.when == "11 min ago"
+
+
+def test_the_senders_seen_screen_says_when_it_was_seen(unit):
+    unit.gesture(Gesture.THANKS_PRESS)
+    sent(unit, "seen", total=0)
+    assert unit.view == v.SentView(seen=True, seen_when="just now")
+    unit.run_for(10)
+    unit.gesture(Gesture.THANKS_PRESS)
+    sent(unit, "seen", total=0, at=unit.clock.wall - timedelta(hours=2))  # we were offline
+    assert unit.view == v.SentView(seen=True, seen_when="2 h ago")
+    unit.run_for(10)
+    sent(unit, "seen", total=0, at=unit.clock.wall - timedelta(days=1, hours=1))
+    assert unit.view.seen_when == "yesterday 11:00"
+
+
+def test_the_partner_away_says_since_when_in_words(unit):
+    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True),
+                         counters=replace(unit.state.counters, partner_name="Alex"))
+    unit.send(ev.BrokerChanged, broker=0, where="b:1", connected=True)
+    unit.send(ev.Delivery, message=presence(10, online=True))
+    assert unit.view.link is v.LinkMark.OK and unit.view.away_since == ""
+    unit.clock.advance(6 * 3600 + 5 * 60)          # 18:05
+    unit.send(ev.Delivery, message=presence(11, online=False))
+    assert (unit.view.link, unit.view.partner, unit.view.away_since) == (
+        v.LinkMark.PARTNER_OFFLINE, "Alex", "18:05")
+    unit.run_for(14 * 3600)                        # the next morning
+    assert unit.view.away_since == "yesterday 18:05"
+    unit.send(ev.Delivery, message=presence(12, online=True))
+    assert unit.view.link is v.LinkMark.OK and unit.state.partner.away_since is None
+
+
+def test_a_partner_first_heard_of_as_offline_is_away_without_a_time(unit):
+    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    unit.send(ev.BrokerChanged, broker=0, where="b:1", connected=True)
+    unit.send(ev.Delivery, message=presence(11, online=False))
+    assert unit.view.link is v.LinkMark.PARTNER_OFFLINE and unit.view.away_since == ""
+
+
+# together
+
+def moments_of(unit: Unit) -> int:
+    return unit.state.counters.together_total
+
+
+@pytest.mark.parametrize(("apart", "together"), [
+    (timedelta(minutes=9, seconds=59), True),
+    (TOGETHER_WINDOW, True),
+    (TOGETHER_WINDOW + timedelta(seconds=1), False),
+])
+def test_together_inside_and_just_outside_the_window(unit, apart, together):
+    unit.gesture(Gesture.THANKS_PRESS)             # we thank at 12:00
+    unit.run_for(apart.total_seconds())
+    out = sent(unit)                               # the partner thanks us now
+    assert moments_of(unit) == int(together)
+    if together:
+        assert unit.view == v.TogetherView("Alex", frame=0)
+        assert cmd.SetLight(LightMode.ON) in out
+        assert of(cmd.SaveCounters, out)[-1].counters.together_total == 1
+        assert len(of(cmd.SaveCounters, out)) == 1  # one write for the whole step
+    else:
+        assert isinstance(unit.view, v.ReceivedView)
+
+
+def test_together_when_the_partner_thanked_first(unit):
+    sent(unit)                                     # 12:00, theirs
+    unit.run_for(5 * 60)
+    unit.gesture(Gesture.THANKS_PRESS)             # 12:05, ours
+    assert moments_of(unit) == 1 and isinstance(unit.view, v.TogetherView)
+
+
+def test_the_together_moment_animates_beats_the_light_and_falls_back(unit):
+    unit.gesture(Gesture.THANKS_PRESS)
+    unit.run_for(60)
+    sent(unit)
+    out = unit.run_for(3.5)
+    frames = [f.frame.view.frame for f in of(cmd.ShowFrame, out)
+              if isinstance(f.frame.view, v.TogetherView)]
+    assert frames == list(range(1, v.TOGETHER_FRAMES))
+    lights = [c.mode for c in of(cmd.SetLight, out)]
+    # "ba-dum" three times (the first "ba" came with the moment), then the pulse of a
+    # thank-you that waits.
+    assert lights == [LightMode.OFF, LightMode.ON, LightMode.OFF] + \
+        [LightMode.ON, LightMode.OFF, LightMode.ON, LightMode.OFF] * 2 + [LightMode.PULSE]
+    unit.run_for(10)
+    assert isinstance(unit.view, v.ReceivedView)   # still to be seen
+    unit.gesture(Gesture.NEXT_PRESS)
+    assert isinstance(unit.view, v.HomeView)
+
+
+def test_a_moment_happens_once_and_a_new_exchange_makes_another(unit):
+    unit.gesture(Gesture.THANKS_PRESS)             # 12:00
+    unit.run_for(120)
+    sent(unit)                                     # 12:02: together
+    unit.run_for(120)
+    unit.gesture(Gesture.THANKS_PRESS)             # 12:04: no second moment for it
+    sent(unit)
+    assert moments_of(unit) == 1
+    unit.run_for(3600)
+    sent(unit)                                     # 13:04 and 13:06: another exchange
+    unit.run_for(120)
+    unit.gesture(Gesture.THANKS_PRESS)
+    assert moments_of(unit) == 2
+
+
+def test_both_units_find_the_same_moment_once_whatever_the_order(clock):
+    """Alex presses twice, Sam once in between; messages arrive late and out of turn. Only
+    the press times matter, not when each unit hears of them."""
+    start = clock.wall
+    a_presses = [start, start + timedelta(minutes=20)]
+    b_press = start + timedelta(minutes=9)
+    keys = set()
+    for order in (["a0", "b", "a1"], ["a0", "a1", "b"], ["b", "a1", "a0"], ["a1", "b", "a0"]):
+        a, b = Counters(), Counters()
+        found_a = found_b = 0
+        for name in order:
+            if name == "b":
+                b, one = note_press(b, ours=True, at=b_press)
+                a, two = note_press(a, ours=False, at=b_press)
+            else:
+                press = a_presses[int(name[1])]
+                a, one = note_press(a, ours=True, at=press)
+                b, two = note_press(b, ours=False, at=press)
+            found_a, found_b = found_a + one, found_b + two
+        assert (found_a, found_b) == (1, 1), order
+        assert a.together_last == b.together_last
+        keys.add(a.together_last)
+    assert len(keys) == 1
+
+
+def test_together_found_in_quiet_hours_waits_for_the_morning(evening):
+    unit = evening
+    unit.run_for(25 * 60)                          # 22:25, before quiet hours
+    unit.gesture(Gesture.THANKS_PRESS)
+    unit.run_for(8 * 60)                           # 22:33, quiet
+    out = sent(unit)
+    assert moments_of(unit) == 1 and unit.state.counters.together_held
+    assert unit.view == v.QuietView(pending=1) and LightMode.ON not in \
+        [c.mode for c in of(cmd.SetLight, out)]
+    assert not [c for c in unit.log if isinstance(c, cmd.ShowFrame)
+                and isinstance(c.frame.view, v.TogetherView)]
+    out = unit.run_for(8 * 3600 + 28 * 60)         # 07:01
+    shown = [c.frame.view for c in of(cmd.ShowFrame, out)]
+    assert any(isinstance(view, v.TogetherView) for view in shown)
+    assert not unit.state.counters.together_held
+    assert cmd.SetLight(LightMode.ON) in out
+    unit.run_for(12)
+    assert isinstance(unit.view, v.ReceivedView)   # then the thank-you itself
+    unit.run_for(3600)
+    later = [c for c in unit.log if isinstance(c, cmd.ShowFrame)
+             and isinstance(c.frame.view, v.TogetherView) and c.frame.view.frame == 0]
+    assert len(later) == 1                          # once
+
+
+def restart(unit: Unit) -> Unit:
+    """The unit's process starts again from what the store kept."""
+    saved = unit.state
+    again = Unit.__new__(Unit)
+    again.clock, again.settings, again.log = unit.clock, unit.settings, []
+    again.partner_seq = unit.partner_seq
+    counters = Counters(**json.loads(json.dumps(asdict(saved.counters))))  # as the store does
+    again.state = initial_state(unit.settings, unit.clock.mono, unit.clock.wall,
+                                counters=counters, bag_json=saved.rotation.bag.to_json(),
+                                prompt_id=saved.rotation.prompt.id, draws=saved.rotation.draws)
+    again.send(ev.Tick)
+    return again
+
+
+def test_together_after_a_restart(unit):
+    unit.gesture(Gesture.THANKS_PRESS)             # 12:00
+    unit.run_for(180)
+    unit = restart(unit)                           # 12:03: a power cut
+    unit.run_for(180)
+    sent(unit)                                     # 12:06
+    assert moments_of(unit) == 1 and isinstance(unit.view, v.TogetherView)
+
+
+def test_a_moment_held_for_the_morning_survives_a_restart_in_the_night(evening):
+    unit = evening
+    unit.run_for(25 * 60)
+    unit.gesture(Gesture.THANKS_PRESS)             # 22:25
+    unit.run_for(10 * 60)
+    sent(unit, at=unit.clock.wall - timedelta(minutes=5))  # 22:30, seen at 22:35
+    assert unit.state.counters.together_held
+    unit.run_for(3 * 3600)
+    unit = restart(unit)                           # 01:35
+    assert unit.view == v.QuietView(pending=1)
+    unit.run_for(6 * 3600)                         # 07:35
+    assert any(isinstance(c.frame.view, v.TogetherView) for c in of(cmd.ShowFrame, unit.log))
+    assert moments_of(unit) == 1
+
+
+def test_counters_survive_the_stores_json_and_damage_costs_only_the_field():
+    counters = Counters(sent_total=3, days=(("2026-11-24", 2), ("2026-11-25", 1)),
+                        sent_times=("2026-11-25T12:00:00+01:00",), together_total=1)
+    again = Counters(**json.loads(json.dumps(asdict(counters))))
+    assert again == counters
+    damaged = Counters(sent_total=3, days="oops", sent_times=[1, "x"], together_total=-4,
+                       together_held="yes", pending_at=None)
+    assert (damaged.sent_total, damaged.days, damaged.sent_times) == (3, (), ("x",))
+    assert (damaged.together_total, damaged.together_held, damaged.pending_at) == (0, False, "")
+
+
+# the week
+
+def test_both_buttons_briefly_show_the_week_then_the_help_then_home(unit):
+    prompt = unit.state.rotation.prompt
+    unit.send(ev.ButtonDown, button=Button.THANKS)
+    unit.clock.advance(0.05)
+    unit.send(ev.ButtonDown, button=Button.NEXT)
+    unit.clock.advance(0.2)
+    unit.send(ev.ButtonUp, button=Button.NEXT)
+    unit.send(ev.ButtonUp, button=Button.THANKS)
+    assert isinstance(unit.view, v.WeekView) and not of(cmd.SendThanks, unit.log)
+    unit.gesture(Gesture.BOTH_PRESS)
+    assert unit.view == v.HelpView(page=0)
+    unit.run_for(31)
+    assert unit.view == v.HelpView(page=1)        # two pages on a 128x32 panel
+    unit.gesture(Gesture.BOTH_PRESS)
+    assert isinstance(unit.view, v.HomeView) and unit.state.rotation.prompt == prompt
+    unit.gesture(Gesture.BOTH_PRESS)
+    unit.gesture(Gesture.NEXT_PRESS)               # NEXT closes it, the gesture stays
+    assert isinstance(unit.view, v.HomeView) and unit.state.rotation.prompt == prompt
+    unit.gesture(Gesture.BOTH_PRESS)
+    unit.run_for(31)                               # and it closes by itself
+    assert isinstance(unit.view, v.HomeView)
+
+
+def test_the_week_counts_thanks_both_ways_for_seven_days(unit):
+    for day in range(9):                           # Wed 25 Nov .. Thu 3 Dec
+        for _ in range(day % 3 + 1):
+            unit.gesture(Gesture.THANKS_PRESS)
+        sent(unit)
+        unit.run_for(24 * 3600)
+    unit.gesture(Gesture.NEXT_PRESS)
+    unit.gesture(Gesture.NEXT_HOLD)
+    unit.gesture(Gesture.BOTH_PRESS)
+    week = unit.view
+    assert week.weekday == 4                       # Friday 4 Dec: today is the last bar
+    assert week.days == (2, 3, 4, 2, 3, 4, 0)      # Sat 28 Nov .. Fri 4 Dec
+    assert week.streak == 1
+
+
+def test_the_week_shows_by_itself_once_on_sunday_evening(clock):
+    clock.wall = datetime(2026, 11, 28, 12, 0, tzinfo=ZONE)  # Saturday noon
+    unit = Unit(clock)
+    unit.run_for(30 * 3600 - 1)                    # Sunday 17:59:59
+    assert not any(isinstance(c.frame.view, v.WeekView) for c in of(cmd.ShowFrame, unit.log))
+    out = unit.run_for(2)                          # 18:00 is a timer of its own
+    assert isinstance(unit.view, v.WeekView) and of(cmd.SaveCounters, out)
+    unit.run_for(40)
+    assert isinstance(unit.view, v.HomeView)
+    unit.run_for(4 * 3600)                         # the rest of the evening: once
+    shown = [c for c in unit.log if isinstance(c, cmd.ShowFrame)
+             and isinstance(c.frame.view, v.WeekView)]
+    assert len(shown) == 1
+    unit.run_for(7 * 24 * 3600)                    # and again the next Sunday
+    shown = [c for c in unit.log if isinstance(c, cmd.ShowFrame)
+             and isinstance(c.frame.view, v.WeekView)]
+    assert len(shown) == 2
+
+
+def test_the_week_waits_for_a_screen_at_rest_and_a_restart_does_not_repeat_it(clock):
+    clock.wall = datetime(2026, 11, 29, 17, 55, tzinfo=ZONE)  # Sunday
+    unit = Unit(clock)
+    sent(unit)                                     # a thank-you is on screen at 18:00
+    unit.run_for(10 * 60)
+    assert isinstance(unit.view, v.ReceivedView)
+    unit.gesture(Gesture.NEXT_PRESS)               # seen: home, and now the week
+    assert isinstance(unit.view, v.WeekView)
+    unit = restart(unit)
+    unit.run_for(3600)
+    assert not any(isinstance(c.frame.view, v.WeekView) for c in of(cmd.ShowFrame, unit.log))
+
+
+def test_the_week_never_shows_by_itself_in_quiet_hours(clock):
+    clock.wall = datetime(2026, 11, 29, 12, 0, tzinfo=ZONE)  # Sunday
+    unit = Unit(clock, quiet=QuietHours.parse("17:00", "07:00"))
+    unit.run_for(24 * 3600)
+    assert not any(isinstance(c.frame.view, v.WeekView) for c in of(cmd.ShowFrame, unit.log))

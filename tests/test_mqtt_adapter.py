@@ -18,6 +18,7 @@ from micromance.link.pair_file import Pair
 
 PAIR = Pair(pair_id="00112233445566778899aabbccddeeff", key=bytes(range(32)),
             device_id="0123456789abcdef", partner_id="fedcba9876543210")
+PARTNER = protocol.pair_names(PAIR.key, PAIR.device_id, PAIR.partner_id)[1]
 
 
 class RecordingClient:
@@ -66,11 +67,11 @@ def make_link(tmp_path, **broker):
 def presence_of(link, payload: bytes) -> protocol.Message:
     """Open one of our own sealed presence payloads (the partner's view of it)."""
     return protocol.open_sealed(payload, key=PAIR.key, topic=link.mine.presence,
-                                expected_sender=PAIR.device_id)
+                                expected_sender=link.mine.member)
 
 
 def partner_presence(link, seq: int, online: bool) -> tuple[protocol.Message, bytes]:
-    message = protocol.Message(type="presence", sender=PAIR.partner_id, seq=seq,
+    message = protocol.Message(type="presence", sender=PARTNER.member, seq=seq,
                                time="2026-11-25T12:00:00+01:00", name="Alex", sent_total=0,
                                online=online)
     return message, protocol.seal(message, key=PAIR.key, topic=link.partner.presence)
@@ -80,7 +81,7 @@ def test_persistent_session_will_and_fixed_client_id(tmp_path):
     import paho.mqtt.client as mqtt
 
     link, client, _ = make_link(tmp_path, tls=False, port=1883)
-    assert client.kwargs["client_id"] == "micromance-0123456789abcdef"
+    assert client.kwargs["client_id"] == link.mine.client_id and len(link.mine.client_id) == 22
     assert client.kwargs["protocol"] == mqtt.MQTTv5
     link.start()
     ((topic, payload), options), = client.called("will_set")  # sealed anew for each attempt
@@ -160,7 +161,8 @@ def test_on_connect_subscribes_sets_nodelay_and_says_online(tmp_path):
                  if args[0] == link.mine.presence and kwargs == {"qos": 1, "retain": True}]
     assert presence_of(link, online).online is True
     assert presence_of(link, online).seq < presence_of(link, will).seq  # the will is newer
-    assert posted[-1] == (ev.LinkChanged, {"link": ev.LinkState.CONNECTED})
+    assert posted[-1] == (ev.BrokerChanged, {"broker": 0, "where": "localhost:8883",
+                                             "connected": True})
     client.sock.close()
 
 
@@ -200,7 +202,7 @@ def test_unreadable_password_file_is_a_clear_link_error(tmp_path):
 def test_messages_become_events_or_counted_rejections(tmp_path):
     link, client, posted = make_link(tmp_path, tls=False)
     link._connected.set()
-    message = protocol.Message(type="thanks", sender=PAIR.partner_id, seq=4,
+    message = protocol.Message(type="thanks", sender=PARTNER.member, seq=4,
                                time="2026-11-25T12:00:00+01:00", name="Alex", sent_total=4)
     sealed = protocol.seal(message, key=PAIR.key, topic=link.partner.events)
     presence, sealed_presence = partner_presence(link, 9, online=True)
@@ -211,10 +213,10 @@ def test_messages_become_events_or_counted_rejections(tmp_path):
                            ("elsewhere", b"x")]:
         link._on_message(client, None, SimpleNamespace(topic=topic, payload=payload, qos=0,
                                                        mid=0))
-    assert posted == [(ev.Delivery, {"message": message}),
+    assert posted == [(ev.Delivery, {"message": message, "broker": 0}),
                       (ev.Rejected, {"reason": "bad_envelope"}),
                       (ev.Rejected, {"reason": "not_json"}),
-                      (ev.Delivery, {"message": presence}),
+                      (ev.Delivery, {"message": presence, "broker": 0}),
                       (ev.Rejected, {"reason": "unexpected_topic"})]
     client.sock.close()
 
@@ -227,7 +229,7 @@ def test_the_broker_gets_its_puback_once_the_loop_has_acted(tmp_path):
     presence, sealed = partner_presence(link, 9, online=True)
     link._on_message(client, None, SimpleNamespace(topic=link.partner.presence,
                                                    payload=sealed, qos=1, mid=7))
-    assert posted[-1] == (ev.Delivery, {"message": presence})
+    assert posted[-1] == (ev.Delivery, {"message": presence, "broker": 0})
     assert not client.called("ack")  # not from inside paho's callback...
     link.flush()                      # ...but when the loop is about to sleep
     assert client.called("ack") == [((7, 1), {})]
@@ -279,7 +281,7 @@ def test_every_client_of_ours_announces_the_maximum_packet_size(tmp_path, monkey
                     next_seq=itertools.count(1).__next__, name="Sam")
     link.start()
     settled(link)
-    Rendezvous(BrokerConfig(tls=False), PAIR.device_id, "", lambda payload: None,
+    Rendezvous([BrokerConfig(tls=False)], "0" * 32, lambda payload: None,
                client_factory=factory).start()
     _tell_partner(desk_config(tmp_path), PAIR, factory, timeout=0.01)
     monkeypatch.setattr(doctor, "new_client", lambda broker, client_id: factory(
@@ -400,8 +402,6 @@ def reconnected(link: MqttLink, client: RecordingClient) -> None:
 
 
 def test_after_a_pair_change_the_session_starts_clean_until_the_leftovers_are_cleared(tmp_path):
-    from micromance.protocol import Topics
-
     settled_calls = []
     made = {}
 
@@ -409,7 +409,7 @@ def test_after_a_pair_change_the_session_starts_clean_until_the_leftovers_are_cl
         made["client"] = RecordingClient(*args, **kwargs)
         return made["client"]
 
-    leftovers = Topics("ffeeddccbbaa99887766554433221100", PAIR.device_id)
+    leftovers = ("ab" * 16, "cd" * 16)  # an earlier pair's state and presence
     link = MqttLink(BrokerConfig(tls=False), PAIR, lambda *a, **k: None, client_factory=factory,
                     next_seq=itertools.count(1).__next__, name="Sam",
                     fresh_session=True, leftovers=leftovers,
@@ -421,7 +421,7 @@ def test_after_a_pair_change_the_session_starts_clean_until_the_leftovers_are_cl
     assert connect_options(client)["clean_start"] is True
     link._on_connect(client, None, None, connected, None)
     assert [args for args, _ in client.called("publish")][:2] == [
-        (leftovers.state, b""), (leftovers.presence, b"")]
+        (leftovers[0], b""), (leftovers[1], b"")]
     # Lost before the broker confirmed the clearing: the next connection is clean again.
     reconnected(link, client)
     assert connect_options(client)["clean_start"] is True and not settled_calls
@@ -436,7 +436,7 @@ def test_after_a_pair_change_the_session_starts_clean_until_the_leftovers_are_cl
     reconnected(link, client)
     assert connect_options(client)["clean_start"] is False
     link._on_connect(client, None, None, connected, None)
-    assert (leftovers.state, b"") not in [args for args, _ in client.called("publish")]
+    assert (leftovers[0], b"") not in [args for args, _ in client.called("publish")]
     assert settled_calls == [True]
     link.stop()
     client.sock.close()
@@ -446,7 +446,7 @@ def test_the_courier_starts_a_clean_session_once_per_pair_change(tmp_path):
     """The store remembers whose session the broker keeps: one write per pair change."""
     from micromance.link.courier import BROKER_SESSION_KEY, Courier
     from micromance.link.pair_file import save_pair
-    from micromance.protocol import Topics
+    from micromance.protocol import pair_names, v1_retained_topics
     from micromance.store import Store
     from tests.units import desk_config
 
@@ -463,21 +463,32 @@ def test_the_courier_starts_a_clean_session_once_per_pair_change(tmp_path):
                       lambda: None, client_factory=factory)
     try:
         courier.connect()
-        assert courier.link is not None and courier.link._fresh  # nothing known: clean
-        assert courier.link._leftovers is None
-        courier.link._settled()
-        assert store.get(BROKER_SESSION_KEY) == mine.pair_id
+        assert courier.links[0]._fresh  # nothing known: clean
+        assert courier.links[0]._leftovers == ()
+        courier.links[0]._settled()
+        names = pair_names(mine.key, mine.device_id, mine.partner_id)[0]
+        row = f"{mine.pair_id} {names.state} {names.presence}"
+        assert store.get(f"{BROKER_SESSION_KEY}/127.0.0.1:1883") == row
         courier.disconnect()
         courier.connect()
-        assert not courier.link._fresh  # the session is this pair's: resumed
+        assert not courier.links[0]._fresh  # the session is this pair's: resumed
         new = Pair("00" * 16, bytes(32), mine.device_id, "ab" * 8)
         with store.transaction():
             courier.switch(new)
-        assert courier.link._fresh
-        assert courier.link._leftovers == Topics(mine.pair_id, mine.device_id)
-        assert store.get(BROKER_SESSION_KEY) == mine.pair_id  # until the new one settles
-        courier.link._settled()
-        assert store.get(BROKER_SESSION_KEY) == new.pair_id
+        assert courier.links[0]._fresh
+        assert courier.links[0]._leftovers == (names.state, names.presence)
+        # until the new one settles:
+        assert store.get(f"{BROKER_SESSION_KEY}/127.0.0.1:1883") == row
+        courier.links[0]._settled()
+        assert store.get(f"{BROKER_SESSION_KEY}/127.0.0.1:1883").split()[0] == new.pair_id
+        # A row from 1.x names only the pair (one broker, one row): its v1 retained topics
+        # are cleared once.
+        courier.disconnect()
+        store.put(f"{BROKER_SESSION_KEY}/127.0.0.1:1883", "")
+        store.put(BROKER_SESSION_KEY, new.pair_id)
+        courier.connect()
+        assert courier.links[0]._fresh
+        assert courier.links[0]._leftovers == v1_retained_topics(new.pair_id, mine.device_id)
     finally:
         courier.disconnect()
         store.close()

@@ -53,7 +53,8 @@ def test_a_64_mb_publish_leaves_the_units_peak_rss_within_10_mb_of_idle(tmp_path
     unit_dir, partner_dir = tmp_path / "a", tmp_path / "b"
     _, partner = pair_locally(unit_dir, partner_dir)
     config = write_config(unit_dir, broker.port, "Sam")
-    events = protocol.Topics(partner.pair_id, partner.device_id).events  # what the unit reads
+    sender = protocol.pair_names(partner.key, partner.device_id, partner.partner_id)[0]
+    events = sender.events  # what the unit reads
     unit = UnitProcess(config)
     publisher = None
     try:
@@ -66,7 +67,7 @@ def test_a_64_mb_publish_leaves_the_units_peak_rss_within_10_mb_of_idle(tmp_path
         publisher.publish(events, b"\0" * HUGE, qos=1).wait_for_publish(60)
         # Then a genuine thank-you on the same topic: it arrives after the flood, so once it
         # is logged the unit has been handed (or spared) the 64 MB.
-        thanks = protocol.Message(type=protocol.MessageType.THANKS, sender=partner.device_id,
+        thanks = protocol.Message(type=protocol.MessageType.THANKS, sender=sender.member,
                                   seq=1, time="2026-11-25T12:00:00+01:00", name="Alex",
                                   sent_total=1)
         sealed = protocol.seal(thanks, key=partner.key, topic=events)
@@ -90,7 +91,7 @@ def test_the_limit_leaves_room_for_our_largest_packets():
     """A sealed payload (4096 bytes) with its topic, or a pairing payload, fits with margin."""
     from micromance.link.client import MAX_PACKET_BYTES, connect_properties
 
-    topic = protocol.Topics("0" * 32, "0" * 16).state
+    topic = protocol.room_topic("lobby")  # v2 topics: 32 characters
     # fixed header (5 at most), topic length and topic, packet id, properties (empty: 1)
     largest = 5 + 2 + len(topic) + 2 + 1 + protocol.MAX_PAYLOAD_BYTES
     assert largest + 2048 <= MAX_PACKET_BYTES <= 16 * 1024  # margin, and still small
@@ -104,15 +105,15 @@ def test_the_shipped_mosquitto_config_refuses_packets_over_8_kib(tmp_path):
 
     from micromance.link.client import MAX_PACKET_BYTES
     from tests.selfhosted import start_selfhosted
-    from tests.test_firmware_config import PAIR, UNIT_A, UNIT_B, Session
+    from tests.test_firmware_config import TOPIC, UNIT_A, UNIT_B, Session
 
-    broker = start_selfhosted(tmp_path / "mosquitto", {UNIT_A: UNIT_B, UNIT_B: UNIT_A})
+    broker = start_selfhosted(tmp_path / "mosquitto", (UNIT_A, UNIT_B))
     unit = None
     try:
         unit = Session(broker.port, broker.ca_file, UNIT_A)
         dropped = threading.Event()
         unit.client.on_disconnect = lambda *args: dropped.set()
-        topic = f"micromance/v1/{PAIR}/{UNIT_A}/events"
+        topic = TOPIC
         info = unit.client.publish(topic, b"x" * protocol.MAX_PAYLOAD_BYTES, qos=1)
         assert not unit._wait(info.mid).is_failure
         assert not dropped.is_set()

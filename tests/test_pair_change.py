@@ -28,14 +28,15 @@ from micromance.runtime import Runtime
 from tests.benchmarks.common import raw_client
 from tests.test_link import Home
 from tests.test_pairing_broker import code_on, paired_on
-from tests.units import Running, desk_config
+from tests.units import Running, desk_config, names_of, partner_names_of
 
 WAIT = 20.0
 
 
 class LinkClients:
-    """A unit's client factory: real paho clients; the partner link's ones (client id
-    ``micromance-<device id>``) record every topic they receive and can be cut off."""
+    """A unit's client factory: real paho clients; the partner link's ones (the clients that
+    acknowledge by hand: see ``MqttLink``) record every topic they receive and can be cut
+    off; the pairing room's are left alone."""
 
     def __init__(self) -> None:
         self.received: list[str] = []
@@ -44,14 +45,13 @@ class LinkClients:
         self._lock = threading.Lock()
 
     def __call__(self, *args: Any, client_id: str = "", **kwargs: Any) -> mqtt.Client:
-        name = client_id.removeprefix("micromance-")
-        if len(name) != 16 or not name.isalnum():  # the pairing room, not the link
-            return mqtt.Client(*args, client_id=client_id, **kwargs)
         client = _LinkClient(*args, client_id=client_id, **kwargs)
         client.owner = self
+        return client
+
+    def adopt(self, client: _LinkClient) -> None:
         with self._lock:
             self.links.append(client)
-        return client
 
     def record(self, topic: str) -> None:
         with self._lock:
@@ -77,6 +77,12 @@ class LinkClients:
 
 class _LinkClient(mqtt.Client):
     owner: LinkClients
+    is_link = False  # set once the client turns out to be the partner link's
+
+    def manual_ack_set(self, on: bool) -> None:
+        super().manual_ack_set(on)
+        self.is_link = on
+        self.owner.adopt(self)
 
     @property
     def on_message(self) -> Any:
@@ -85,13 +91,14 @@ class _LinkClient(mqtt.Client):
     @on_message.setter
     def on_message(self, func: Any) -> None:
         def recorded(client: Any, userdata: Any, message: Any) -> None:
-            self.owner.record(message.topic)
+            if self.is_link:
+                self.owner.record(message.topic)
             func(client, userdata, message)
 
         mqtt.Client.on_message.fset(self, recorded if func else func)
 
     def reconnect(self) -> Any:
-        if self.owner.blocked.is_set():
+        if self.is_link and self.owner.blocked.is_set():
             raise ConnectionRefusedError(111, "Connection refused (cut off by the test)")
         return super().reconnect()
 
@@ -162,7 +169,7 @@ def retained_on(port: int, topics: list[str]) -> dict[str, bytes]:
     return found
 
 
-def retained_left(port: int, topics: protocol.Topics) -> list[str]:
+def retained_left(port: int, topics: protocol.Names) -> list[str]:
     """Which of the unit's old retained topics (``state``, ``presence``) still hold a
     message; the clearing may take a moment to reach the broker, so asked until empty."""
     old = [topics.state, topics.presence]
@@ -180,11 +187,11 @@ def retained_left(port: int, topics: protocol.Topics) -> list[str]:
 def publish_as_old_partner(port: int, old: Pair, count: int = 5) -> None:
     """What the old partner (or anyone on its topics) keeps sending: sealed thank-yous and
     summaries, and its presence."""
-    topics = protocol.Topics(old.pair_id, old.device_id)
+    topics = names_of(old)
     client = raw_client(f"old-partner-{uuid.uuid4().hex[:8]}", port)
     try:
         for seq in range(1, count + 1):
-            thanks = protocol.Message(type=protocol.MessageType.THANKS, sender=old.device_id,
+            thanks = protocol.Message(type=protocol.MessageType.THANKS, sender=topics.member,
                                       seq=seq, time="2026-11-25T12:00:00+01:00", name="Alex",
                                       sent_total=seq)
             client.publish(topics.events, protocol.seal(thanks, key=old.key,
@@ -201,11 +208,12 @@ def old_topics_reaching(home: RecordedHome, old: Pair, new: Pair,
     """Publish on the old partner's topics, then on the new partner's: only the latter
     reaches the unit's link (the broker keeps the order of one publisher's messages).
     ``since``: count from this mark of the link's topics (else from now)."""
-    old_topics = protocol.Topics(old.pair_id, old.device_id)
-    new_events = protocol.Topics(new.pair_id, new.device_id).events
+    old_topics = names_of(old)
+    new_events = names_of(new).events
     mark = home.clients.mark() if since is None else since
     publish_as_old_partner(home.broker.port, old)
-    thanks = protocol.Message(type=protocol.MessageType.THANKS, sender=new.device_id, seq=1,
+    thanks = protocol.Message(type=protocol.MessageType.THANKS, sender=names_of(new).member,
+                              seq=1,
                               time="2026-11-25T12:00:00+01:00", name="Kim", sent_total=1)
     client = raw_client(f"new-partner-{uuid.uuid4().hex[:8]}", home.broker.port)
     try:
@@ -241,7 +249,7 @@ def test_re_pairing_while_connected_leaves_nothing_of_the_old_pair(tmp_path, bro
         mark = a.running.mark()
         new = pair_again(a, tmp_path / "new")
         connected_since(a, mark)
-        left = retained_left(broker.port, protocol.Topics(mine.pair_id, mine.device_id))
+        left = retained_left(broker.port, names_of(mine))
         assert_nothing_left(old_topics_reaching(a, old, new), left)
         # After a restart too (the session the broker keeps is the new pair's alone).
         a.stop()
@@ -259,14 +267,14 @@ def test_re_pairing_while_the_link_is_down_leaves_nothing_once_it_is_back(tmp_pa
 
         def cut_off() -> None:
             a.clients.cut()   # the broker publishes the Last Will: a retained "offline"
-            poll(lambda: not a.runtime.courier.link.connected, "the link down")
+            poll(lambda: not a.runtime.courier.links[0].connected, "the link down")
 
         mark = a.running.mark()
         new = pair_again(a, tmp_path / "new", then=cut_off)
-        assert not a.runtime.courier.link.connected
+        assert not a.runtime.courier.links[0].connected
         a.clients.blocked.clear()   # the network is back: the new link connects
         connected_since(a, mark)
-        left = retained_left(broker.port, protocol.Topics(mine.pair_id, mine.device_id))
+        left = retained_left(broker.port, names_of(mine))
         assert_nothing_left(old_topics_reaching(a, old, new), left)
     finally:
         a.close()
@@ -290,9 +298,9 @@ def test_re_pairing_while_the_unit_is_stopped_leaves_nothing_once_it_runs(tmp_pa
             shell.join(60)
         assert results == [0, 0]
         new = load_pair(tmp_path / "new")
-        assert new is not None and load_pair(a.state_dir).partner_id == new.device_id
+        assert new is not None and partner_names_of(load_pair(a.state_dir)) == names_of(new)
         a.start().connected()
-        left = retained_left(broker.port, protocol.Topics(mine.pair_id, mine.device_id))
+        left = retained_left(broker.port, names_of(mine))
         assert_nothing_left(old_topics_reaching(a, old, new), left)
     finally:
         a.close()
@@ -304,8 +312,8 @@ def test_forgetting_while_connected_leaves_nothing_of_the_old_pair(tmp_path, bro
     try:
         a.start().connected()
         # The old partner unpairs (micromance pair --forget there): A forgets the pair.
-        topics = protocol.Topics(old.pair_id, old.device_id)
-        unpair = protocol.Message(type=protocol.MessageType.UNPAIR, sender=old.device_id,
+        topics = names_of(old)
+        unpair = protocol.Message(type=protocol.MessageType.UNPAIR, sender=topics.member,
                                   seq=1, time="2026-11-25T12:00:00+01:00", name="Alex",
                                   sent_total=0)
         client = raw_client("old-partner-unpair", broker.port)
@@ -317,8 +325,8 @@ def test_forgetting_while_connected_leaves_nothing_of_the_old_pair(tmp_path, bro
             client.loop_stop()
             client.disconnect()
         a.wait_for(lambda c: isinstance(c, cmd.ForgetPair))
-        poll(lambda: a.runtime.courier.link is None, "the link gone")
-        left = retained_left(broker.port, protocol.Topics(mine.pair_id, mine.device_id))
+        poll(lambda: not a.runtime.courier.links, "the link gone")
+        left = retained_left(broker.port, names_of(mine))
         # What is sent on the old topics meanwhile must not wait for A on the broker either:
         # the next pair's link would be handed it.
         received = a.clients.mark()

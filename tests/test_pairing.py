@@ -1,4 +1,5 @@
-"""Pairing as a pure state machine: codes, commitment, a relay in the middle, interference."""
+"""Pairing as a pure state machine: codes, commitment, a relay in the middle, interference,
+and the v2 identities (a random id per attempt, roles and member ids in the result)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,26 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from micromance.protocol import pairing
+from micromance.protocol import names, pairing
 from micromance.protocol.pairing import Phase
 
+#: Each attempt's id in the room comes from its entropy (the last 8 bytes): the tests choose
+#: them, so that they know who initiates (the lower id).
 A_ID, B_ID, C_ID = "1111111111111111", "5555555555555555", "9999999999999999"
+V = pairing.VERSION
 
 
-def entropy(tag: int) -> bytes:
-    return bytes((tag * 7 + i) % 256 for i in range(pairing.ENTROPY_BYTES))
+def entropy(tag: int, me: str = A_ID) -> bytes:
+    """An attempt's entropy: 56 bytes of values from ``tag``, then ``me`` as its id."""
+    return bytes((tag * 7 + i) % 256 for i in range(56)) + bytes.fromhex(me)
+
+
+def assert_partners(ra: pairing.PairResult, rb: pairing.PairResult) -> None:
+    """A initiated, B responded; each knows the other's member id, and they are the key's."""
+    assert (ra.role, rb.role) == ("a", "b")
+    assert (ra.partner_id, rb.partner_id) == (rb.member_id, ra.member_id)
+    assert ra.member_id == names.member_id(ra.key, "a") != rb.member_id
+    assert rb.member_id == names.member_id(rb.key, "b")
 
 
 @dataclass
@@ -55,7 +68,7 @@ def start(*ids: str) -> dict[str, Unit]:
 
 
 def _begin(me: str, tag: int):
-    session, out = pairing.begin(me, entropy(tag), 0.0)
+    session, out = pairing.begin(entropy(tag, me), 0.0)
     return session, out
 
 
@@ -81,7 +94,7 @@ def test_two_units_agree_on_code_then_key_only_after_both_confirm():
     room(units, 2.0)
     ra, rb = units[A_ID].session.result, units[B_ID].session.result
     assert ra and rb and ra.key == rb.key and ra.pair_id == rb.pair_id
-    assert (ra.partner_id, rb.partner_id) == (B_ID, A_ID)
+    assert_partners(ra, rb)
     assert len(ra.key) == 32 and len(ra.pair_id) == 32
 
 
@@ -92,6 +105,48 @@ def test_fresh_keys_every_attempt():
     room(second)
     assert first[A_ID].session.public_key != second[A_ID].session.public_key
     assert first[A_ID].session.code != second[A_ID].session.code
+
+
+def test_the_room_hears_only_each_attempts_own_id_and_version_2():
+    units = start(A_ID, B_ID)
+    heard: list[dict] = []
+    for _ in range(10):
+        heard += [json.loads(m) for u in units.values() for m in u.outbox]
+        room(units, rounds=1)
+    both_confirm(units)
+    assert {m["t"] for m in heard} == {"hello", "commit", "key", "reveal"}
+    assert {m["from"] for m in heard} == {A_ID, B_ID} and {m["v"] for m in heard} == {2}
+    assert units[A_ID].session.me == A_ID  # the id is the entropy's last 8 bytes
+    again, [hello] = pairing.begin(entropy(0, "0123456789abcdef"), 0.0)
+    assert json.loads(hello)["from"] == again.me == "0123456789abcdef"
+
+
+def test_a_version_1_unit_is_not_answered():
+    session, _ = pairing.begin(entropy(0, A_ID), 0.0)
+    for version in (1, 3, None, "2"):
+        hello = json.dumps({"v": version, "t": "hello", "from": B_ID}).encode()
+        assert pairing.receive(session, hello, 0.1) == (session, [])
+    hello = json.dumps({"v": 2, "t": "hello", "from": B_ID}).encode()
+    assert [json.loads(m)["t"] for m in pairing.receive(session, hello, 0.1)[1]] == ["commit"]
+
+
+def test_the_result_gives_the_role_and_both_member_ids():
+    units = start(A_ID, B_ID)
+    room(units)
+    both_confirm(units)
+    ra, rb = units[A_ID].session.result, units[B_ID].session.result
+    assert_partners(ra, rb)
+    assert names.members(ra.key, "0123456789abcdef", ra.partner_id) == (ra.member_id,
+                                                                        rb.member_id)
+    assert names.members(rb.key, "fedcba9876543210", rb.partner_id) == (rb.member_id,
+                                                                        ra.member_id)
+    with pytest.raises(ValueError):
+        pairing.PairResult(ra.pair_id, ra.key, "c")
+    # A new pairing of the same two units: new key, so new member ids as well.
+    again = {A_ID: Unit(*_begin(A_ID, 5)), B_ID: Unit(*_begin(B_ID, 6))}
+    room(again)
+    both_confirm(again)
+    assert again[A_ID].session.result.member_id != ra.member_id
 
 
 class Relay:
@@ -152,8 +207,8 @@ def test_grinding_relay_keys_cannot_choose_the_code(tag_a, tag_b):
     room(units)
     honest_code = units[A_ID].session.code
     relay = Relay()
-    relay.as_b = Unit(*pairing.begin(B_ID, entropy(tag_a % 251 + 3), 0.0))
-    relay.as_a = Unit(*pairing.begin(A_ID, entropy(tag_b % 251 + 3), 0.0))
+    relay.as_b = Unit(*pairing.begin(entropy(tag_a % 251 + 3, B_ID), 0.0))
+    relay.as_a = Unit(*pairing.begin(entropy(tag_b % 251 + 3, A_ID), 0.0))
     relay.run()
     assert relay.a.session.code != relay.b.session.code or relay.a.session.code != honest_code
 
@@ -163,7 +218,7 @@ def test_a_reveal_that_breaks_the_commitment_is_ignored_and_the_real_one_still_c
     a, b = units[A_ID], units[B_ID]
     room(units, drop=lambda m: json.loads(m)["t"] == "reveal")  # hold the reveal back
     assert b.session.phase is Phase.EXCHANGING and a.session.phase is Phase.CODE
-    forged = json.dumps({"v": 1, "t": "reveal", "from": A_ID, "to": B_ID,
+    forged = json.dumps({"v": V, "t": "reveal", "from": A_ID, "to": B_ID,
                          "s": b.session.session, "pk": "ab" * 32, "n": "cd" * 16}).encode()
     b.take(pairing.receive(b.session, forged, 1.0))
     assert b.session.phase is Phase.EXCHANGING and b.outbox == []  # A cannot have sent it
@@ -180,7 +235,7 @@ def test_a_conflicting_commitment_before_the_code_is_ignored():
     a, b = units[A_ID], units[B_ID]
     room(units, drop=lambda m: json.loads(m)["t"] == "key")
     assert b.session.phase is Phase.EXCHANGING
-    forged = json.dumps({"v": 1, "t": "commit", "from": A_ID, "to": B_ID,
+    forged = json.dumps({"v": V, "t": "commit", "from": A_ID, "to": B_ID,
                          "s": b.session.session, "c": "ee" * 32}).encode()
     b.take(pairing.receive(b.session, forged, 1.0))
     assert b.session.phase is Phase.EXCHANGING and b.outbox == []
@@ -239,7 +294,7 @@ def test_a_third_unit_cannot_take_over_a_pairing_in_progress():
     room(units, 1.0)  # C's hello reaches A and B: both are busy, neither answers
     assert a.session.peer == B_ID and b.session.peer == A_ID and a.session.code == code
     # C forges messages in A's name, inside A and B's attempt.
-    forged_key = json.dumps({"v": 1, "t": "key", "from": B_ID, "to": A_ID,
+    forged_key = json.dumps({"v": V, "t": "key", "from": B_ID, "to": A_ID,
                              "s": a.session.session, "pk": c.session.public_key.hex(),
                              "n": "00" * 16}).encode()
     a.take(pairing.receive(a.session, forged_key, 1.0))
@@ -249,7 +304,7 @@ def test_a_third_unit_cannot_take_over_a_pairing_in_progress():
 
 
 def test_timeouts_at_every_step():
-    lonely, _ = pairing.begin(A_ID, entropy(1), 0.0)
+    lonely, _ = pairing.begin(entropy(1, A_ID), 0.0)
     session, _ = pairing.tick(lonely, pairing.SEARCH_SECONDS)
     assert session.phase is Phase.TIMED_OUT and session.detail == "no other unit in the room"
     # The initiator is bound to nobody until a key arrives: without one it just searches on.
@@ -314,7 +369,7 @@ def test_the_real_peers_cancel_ends_the_attempt_also_while_waiting():
 
 
 def cancel_payload(sender: str, to: str, s: str, mac: str | None) -> bytes:
-    body = {"v": 1, "t": "cancel", "from": sender, "to": to, "s": s}
+    body = {"v": V, "t": "cancel", "from": sender, "to": to, "s": s}
     if mac is not None:
         body["mac"] = mac
     return json.dumps(body, separators=(",", ":")).encode()
@@ -374,7 +429,7 @@ def test_unauthenticated_cancels_never_end_a_pairing(phase):
     room(units, 4.0)
     ra, rb = a.session.result, b.session.result
     assert ra is not None and rb is not None and ra.key == rb.key
-    assert (ra.partner_id, rb.partner_id) == (B_ID, A_ID)
+    assert_partners(ra, rb)
 
 
 def test_a_cancel_with_a_wrong_mac_is_ignored_and_the_right_one_is_not():
@@ -413,7 +468,7 @@ class Stranger:
         return []
 
     def hello(self, sender: str | None = None) -> bytes:
-        return json.dumps({"v": 1, "t": "hello", "from": sender or self.me}).encode()
+        return json.dumps({"v": V, "t": "hello", "from": sender or self.me}).encode()
 
 
 class SilentUnit(Stranger):
@@ -441,7 +496,7 @@ class CommitsOnce(Stranger):
         if self.done or message["t"] != "hello" or message["from"] < self.me:
             return []
         self.done = True
-        return [json.dumps({"v": 1, "t": "commit", "from": self.me, "to": message["from"],
+        return [json.dumps({"v": V, "t": "commit", "from": self.me, "to": message["from"],
                             "s": "5e" * 8, "c": "c0" * 32}).encode()]
 
 
@@ -455,12 +510,12 @@ class Flooder(Stranger):
     def speak(self, at: float) -> list[bytes]:
         out = [self.hello(name) for name in (self.me, *self.NAMES)]
         for target in {m["from"] for m in self.heard}:
-            body = {"v": 1, "from": self.me, "to": target, "s": "ab" * 8}
+            body = {"v": V, "from": self.me, "to": target, "s": "ab" * 8}
             out += [json.dumps({**body, "t": "commit", "c": "11" * 32}).encode(),
                     json.dumps({**body, "t": "key", "pk": "22" * 32, "n": "33" * 16}).encode(),
                     json.dumps({**body, "t": "reveal", "pk": "44" * 32, "n": "55" * 16,
                                 "from": "0000000000000000"}).encode(),
-                    b'{"v":1,"t":"commit"', b"\xff" * 40]
+                    b'{"v":2,"t":"commit"', b"\xff" * 40]
         return out
 
     def react(self, message: dict) -> list[bytes]:
@@ -484,7 +539,7 @@ def live(starts: dict[str, float], strangers: tuple[Stranger, ...] = (), *,
     while at <= until:
         for tag, (me, begins) in enumerate(starts.items()):
             if me not in units and at >= begins:
-                units[me] = Unit(*pairing.begin(me, entropy(tag), at))
+                units[me] = Unit(*pairing.begin(entropy(tag, me), at))
         for unit in units.values():
             unit.take(pairing.tick(unit.session, at))
         pending = [("", m) for stranger in strangers for m in stranger.speak(at)]
@@ -516,7 +571,7 @@ def assert_they_paired(units: dict[str, Unit], code_at: float) -> None:
     a, b = units[A_ID].session, units[B_ID].session
     assert a.phase is b.phase is Phase.CONFIRMED, (a, a.detail, b, b.detail)
     assert a.result is not None and b.result is not None
-    assert (a.result.partner_id, b.result.partner_id) == (B_ID, A_ID)
+    assert_partners(a.result, b.result)
     assert (a.result.key, a.result.pair_id) == (b.result.key, b.result.pair_id)
     assert code_at < pairing.SEARCH_SECONDS
 
@@ -546,6 +601,7 @@ def test_a_stranger_that_commits_and_goes_silent_only_delays_the_responder():
     first_key = next(m for m in stranger.heard if m["t"] == "key" and m["to"] == stranger.me)
     assert first_key["pk"] != b.public_key.hex() and first_key["n"] != b.nonce.hex()
     assert b.search_deadline == pairing.SEARCH_SECONDS  # the search time was kept
+    assert b.me == B_ID  # and so was the attempt's id
 
 
 @settings(max_examples=60, deadline=None)
@@ -553,11 +609,11 @@ def test_a_stranger_that_commits_and_goes_silent_only_delays_the_responder():
                           st.integers(0, 3), st.floats(0, 10)), max_size=40))
 def test_a_unit_gives_out_at_most_max_exchanges_keys_per_attempt(actions):
     """Each key answered and abandoned is one more chance for a relay: they are counted."""
-    b, _ = pairing.begin(B_ID, entropy(2), 0.0)
+    b, _ = pairing.begin(entropy(2, B_ID), 0.0)
     lower = ["0000000000000000", "0123456789abcdef", A_ID, "2222222222222222"]
     keys, at = set(), 0.0
     for kind, who, wait in actions:
-        body = {"v": 1, "t": kind, "from": lower[who], "to": B_ID,
+        body = {"v": V, "t": kind, "from": lower[who], "to": B_ID,
                 "s": b.session or f"{who:016x}"}
         if kind == "wait":
             at += wait
@@ -594,7 +650,7 @@ def test_a_lost_reveal_is_sent_again_also_after_thanks_was_pressed():
 
 @given(st.binary(max_size=2000))
 def test_garbage_in_the_room_never_breaks_a_session(payload):
-    session, _ = pairing.begin(A_ID, entropy(1), 0.0)
+    session, _ = pairing.begin(entropy(1, A_ID), 0.0)
     after, out = pairing.receive(session, payload, 1.0)
     assert after == session and out == []
 
@@ -650,4 +706,4 @@ def test_vector_x25519_session():
 @pytest.mark.parametrize("size", [pairing.ENTROPY_BYTES - 1, pairing.ENTROPY_BYTES + 1])
 def test_entropy_must_be_exact(size):
     with pytest.raises(ValueError):
-        pairing.begin(A_ID, bytes(size), 0.0)
+        pairing.begin(bytes(size), 0.0)

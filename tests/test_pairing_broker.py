@@ -15,6 +15,13 @@ from tests.test_link import THANKS, Home
 from tests.units import desk_config
 
 
+def members(pair) -> tuple[str, str]:
+    """(this unit's, the partner's) member ids, as the unit derives them from pair.json."""
+    from micromance.protocol import members as derive
+
+    return derive(pair.key, pair.device_id, pair.partner_id)
+
+
 def code_on(home: Home) -> str:
     frame = home.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
                           and isinstance(c.frame.view, v.PairingView)
@@ -41,7 +48,8 @@ def test_two_units_pair_with_their_buttons_then_exchange_a_thanks(tmp_path, brok
         paired_on(a)
         paired_on(b)
         pair_a, pair_b = load_pair(a.state_dir), load_pair(b.state_dir)
-        assert pair_a.key == pair_b.key and pair_a.partner_id == pair_b.device_id
+        assert pair_a.key == pair_b.key
+        assert members(pair_a) == members(pair_b)[::-1]  # each knows the other's member id
         assert (a.state_dir / "pair.json").stat().st_mode & 0o777 == 0o600
         a.wait_for(lambda c: isinstance(c, cmd.PublishState))   # the link switched to the new pair
         b.wait_for(lambda c: isinstance(c, cmd.PublishState))
@@ -165,7 +173,7 @@ def test_a_third_unit_arriving_late_cannot_take_over(tmp_path, broker):
             home.runtime.on_gesture(Gesture.THANKS_PRESS)
         paired_on(a)
         paired_on(b)
-        assert load_pair(a.state_dir).partner_id == load_pair(b.state_dir).device_id
+        assert members(load_pair(a.state_dir)) == members(load_pair(b.state_dir))[::-1]
         assert load_pair(tmp_path / "c") is None
     finally:
         pairing.SEARCH_SECONDS = search

@@ -52,9 +52,9 @@ def shipped() -> tuple[Prompt, ...]:
 
 def test_shipped_library_is_large_enough_and_covers_every_practice(shipped):
     counts = Counter(prompt.practice for prompt in shipped)
-    assert len(shipped) >= 91
+    assert len(shipped) >= 105
     assert set(counts) == set(Practice)
-    assert min(counts.values()) >= 13, counts
+    assert min(counts.values()) >= 15, counts
 
 
 def test_shipped_practices_match_the_config_keys():
@@ -77,6 +77,33 @@ def test_shipped_texts_fit_the_screen_and_its_font(shipped):
         assert prompt.text.isascii() and prompt.text.isprintable(), prompt.text
     short = sum(len(prompt.text) <= 60 for prompt in shipped)
     assert short >= 0.9 * len(shipped)
+
+
+def test_shipped_gestures_fit_one_page_in_big_type_on_a_128x64_panel(shipped):
+    """Each fits one page at 8 px capitals or more; nearly all at 10 px or more (bold)."""
+    from micromance.screens import home, text
+
+    sizes = Counter()
+    for prompt in shipped:
+        layout = home.prompt_layout(prompt.text, 128, 64)
+        assert len(layout.pages) == 1, prompt.text
+        sizes[text.cap_height(text.font(layout.size))] += 1
+    assert min(sizes) >= 8
+    assert sum(n for cap, n in sizes.items() if cap >= 10) >= 0.95 * len(shipped), sizes
+
+
+def test_shipped_gestures_turn_pages_only_between_clauses_on_a_128x32_panel(shipped):
+    """At most two pages, and the second starts a sentence, a clause or a phrase: never a
+    page of one word, never mid-clause."""
+    from micromance.screens import home, text
+
+    for prompt in shipped:
+        pages = home.prompt_pages(prompt.text, 128, 32)
+        assert len(pages) <= 2, prompt.text
+        if len(pages) == 2:
+            first, second = (" ".join(page).split() for page in pages)
+            assert len(first) > 1 and len(second) > 1, pages
+            assert text.break_cost(first[-1], second[0]) < text.WORD_BREAK, pages
 
 
 def test_shipped_tags_are_known_and_each_is_used(shipped):
@@ -215,7 +242,7 @@ BAD_EXTRAS = {
     ),
     "duplicate of a shipped prompt": (
         '[[prompt]]\npractice = "present"\n'
-        'text = "Hold a hug a few seconds longer than usual."\n',
+        'text = "Hug them a little longer than usual."\n',
         3, ["repeats a prompt from the shipped library"],
     ),
     "unknown top-level key": (

@@ -15,22 +15,30 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from micromance.protocol import (
     Message,
     MessageType,
+    Names,
     ReplayWindow,
     associated_data,
+    device_member_id,
+    invite,
+    member_id,
     open_sealed,
     pairing,
-    parse_topic,
+    room_topic,
     seal,
 )
+from micromance.protocol.words import WORDS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 EXPECTED = {
+    "member-ids", "names", "rooms",
     "envelope-thanks", "envelope-ack", "envelope-state", "envelope-presence", "replay-window",
     "replay-window-jump", "commitment", "code-and-pair-secrets", "x25519-pairing",
     "pairing-messages",
@@ -73,6 +81,60 @@ def test_parser_joins_continuation_lines():
     assert parse_vectors(text) == {"x": {"a": "1234", "b": '{"k":1}'}}
 
 
+# --- names ---------------------------------------------------------------------------------
+
+
+def hmac256(key: bytes, text: bytes) -> bytes:
+    return hmac.new(key, text, hashlib.sha256).digest()
+
+
+def test_member_ids_vector():
+    v = vector("member-ids")
+    key = bytes.fromhex(v["key"])
+    for who in ("a", "b"):
+        assert member_id(key, who) == v[f"member_{who}"]
+        assert hmac256(key, b"micromance/v2 member\n" + who.encode())[:8].hex() == \
+            v[f"member_{who}"]
+        device = v[f"device_{who}"]
+        assert device_member_id(key, device) == v[f"device_member_{who}"]
+        assert hmac256(key, b"micromance/v2 member\n" + device.encode())[:8].hex() == \
+            v[f"device_member_{who}"]
+
+
+def test_names_vector():
+    v = vector("names")
+    key, member = bytes.fromhex(v["key"]), v["member"]
+    assert member == vector("member-ids")["member_a"]
+    names = Names.derive(key, member)
+    assert (names.events, names.state, names.presence, names.client_id) == (
+        v["events"], v["state"], v["presence"], v["client_id"])
+    # The same from the document's derivation alone.
+    names_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                     info=b"micromance/v2 names").derive(key)
+    assert names_key.hex() == v["names_key"]
+    for channel in ("events", "state", "presence"):
+        text = f"topic\n{member}\n{channel}".encode()
+        assert hmac256(names_key, text)[:16].hex() == v[channel]
+    assert hmac256(names_key, f"client\n{member}".encode())[:11].hex() == v["client_id"]
+    assert len(v["client_id"]) <= 23
+
+
+def test_rooms_vector():
+    v = vector("rooms")
+    assert room_topic(v["room"]) == room_topic() == v["room_topic"]
+    assert hashlib.sha256(b"micromance/v2 room\n" + v["room"].encode()).digest()[:16].hex() == \
+        v["room_topic"]
+    entropy = bytes.fromhex(v["invite_entropy"])
+    assert invite.make_invite(entropy) == v["invite"]
+    number = 100 + int.from_bytes(entropy[:4], "big") % 900
+    assert v["invite"] == " ".join([str(number), *(WORDS[b] for b in entropy[4:])])
+    assert invite.parse_invite(v["invite_typed"]) == v["invite"]
+    assert invite.invite_room(v["invite"]) == invite.invite_room(v["invite_typed"]) == \
+        v["invite_topic"]
+    assert hashlib.sha256(b"micromance/v2 invite\n" + v["invite"].encode()).digest()[
+        :16].hex() == v["invite_topic"]
+
+
 # --- sealed envelopes ------------------------------------------------------------------------
 
 
@@ -88,19 +150,21 @@ def test_envelope_vector(name):
     plaintext, payload = v["plaintext"].encode("utf-8"), v["payload"].encode("ascii")
     message = Message.from_plaintext(plaintext)
     assert message.to_plaintext().encode("utf-8") == plaintext  # the plaintext is canonical
-    aad = associated_data(topic, message.sender, message.seq)
-    assert aad.hex() == v["aad"]
+    assert message.sender == v["sender"]
+    names = Names.derive(key, v["sender"])
+    assert names.channel(topic) == message.channel == CHANNELS[name]
+    assert (key.hex(), v["sender"]) == (vector("names")["key"], vector("names")["member"])
+    assert topic == vector("names")[message.channel]
+    aad = associated_data(topic)
+    assert aad.hex() == v["aad"] and aad == b"micromance/v2\n" + topic.encode()
     assert seal(message, key=key, topic=topic, nonce=nonce) == payload
     # The same without the code's sealing: the document's description is enough.
     outer = json.loads(payload)
-    assert list(outer) == ["v", "from", "seq", "nonce", "ct"]
+    assert list(outer) == ["v", "nonce", "ct"] and outer["v"] == 2
     assert base64.b64decode(outer["nonce"]) == nonce
     ct = base64.b64decode(outer["ct"])
     assert ChaCha20Poly1305(key).decrypt(nonce, ct, bytes.fromhex(v["aad"])) == plaintext
-    pair_id, sender, channel = parse_topic(topic)
-    assert open_sealed(payload, key=key, topic=topic, expected_sender=sender,
-                       expected_pair=pair_id) == message
-    assert channel == message.channel == CHANNELS[name]
+    assert open_sealed(payload, key=key, topic=topic, expected_sender=v["sender"]) == message
 
 
 def test_presence_vector_is_an_online_presence():
@@ -145,8 +209,8 @@ def test_x25519_pairing_vector():
     v = vector("x25519-pairing")
     sk_a, sk_b = bytes.fromhex(v["sk_a"]), bytes.fromhex(v["sk_b"])
     n_a, n_b = bytes.fromhex(v["n_a"]), bytes.fromhex(v["n_b"])
-    assert v["entropy_a"] == v["sk_a"] + v["n_a"] + v["session"]
-    assert v["entropy_b"].startswith(v["sk_b"] + v["n_b"])
+    assert v["entropy_a"] == v["sk_a"] + v["n_a"] + v["session"] + v["id_a"]
+    assert v["entropy_b"].startswith(v["sk_b"] + v["n_b"]) and v["entropy_b"].endswith(v["id_b"])
     assert len(bytes.fromhex(v["entropy_b"])) == pairing.ENTROPY_BYTES
     private_a = X25519PrivateKey.from_private_bytes(sk_a)
     pk_a = private_a.public_key().public_bytes_raw()
@@ -158,6 +222,9 @@ def test_x25519_pairing_vector():
     assert pairing.comparison_code(*inputs) == v["code"]
     key, pair_id = pairing.pair_secrets(*inputs)
     assert (key.hex(), pair_id) == (v["pair_key"], v["pair_id"])
+    for who in ("a", "b"):
+        assert hmac.new(key, b"micromance/v2 member\n" + who.encode(), hashlib.sha256
+                        ).digest()[:8].hex() == v[f"member_{who}"]
     # The confirm and cancel keys and MACs as the document defines them (the code keeps these
     # private; the pairing-messages vector checks that its messages carry these MACs).
     prk = hmac.new(n_a + n_b, shared, hashlib.sha256).digest()
@@ -177,8 +244,9 @@ def test_pairing_messages_vector():
     x = vector(v["inputs"])
     a, b = x["id_a"], x["id_b"]
     assert a < b  # the lower id initiates
-    session_a, [hello_a] = pairing.begin(a, bytes.fromhex(x["entropy_a"]), 0.0)
-    session_b, [hello_b] = pairing.begin(b, bytes.fromhex(x["entropy_b"]), 0.0)
+    session_a, [hello_a] = pairing.begin(bytes.fromhex(x["entropy_a"]), 0.0)
+    session_b, [hello_b] = pairing.begin(bytes.fromhex(x["entropy_b"]), 0.0)
+    assert (session_a.me, session_b.me) == (a, b)  # the entropy's last 8 bytes
     assert pairing.receive(session_b, hello_a, 0.1)[1] == []
     session_a, [commit] = pairing.receive(session_a, hello_b, 0.1)
     session_b, [key] = pairing.receive(session_b, commit, 0.2)
@@ -208,3 +276,9 @@ def test_pairing_messages_vector():
     for session in (session_a, session_b):
         assert session.result.key.hex() == x["pair_key"]
         assert session.result.pair_id == x["pair_id"]
+    assert (session_a.result.role, session_b.result.role) == ("a", "b")
+    assert (session_a.result.member_id, session_b.result.member_id) == (x["member_a"],
+                                                                        x["member_b"])
+    assert (session_a.result.partner_id, session_b.result.partner_id) == (x["member_b"],
+                                                                          x["member_a"])
+    assert all(json.loads(m)["v"] == 2 for m in sent.values())

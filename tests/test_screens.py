@@ -25,8 +25,10 @@ from micromance.screens.preview import SCALE, sample_frames, write_previews
 from micromance.screens.render import prompt_pages, render
 from micromance.screens.views import (
     RECEIVED_FRAMES,
+    TOGETHER_FRAMES,
     DoneView,
     Frame,
+    HelpView,
     HomeView,
     LinkMark,
     PairingPhase,
@@ -36,6 +38,8 @@ from micromance.screens.views import (
     QuietView,
     ReceivedView,
     SentView,
+    TogetherView,
+    WeekView,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -165,6 +169,96 @@ def test_long_prompt_pages_wrap_around():
     assert same_pixels(first, again)
 
 
+# --------------------------------------------------------------------------- legibility
+
+
+def ink_height(size: int, letters: str = "HEFT") -> int:
+    """Capitals' height in px as the screens really draw them (``draw_line``)."""
+    image = Image.new("1", (120, 60))
+    from PIL import ImageDraw
+
+    text.draw_line(ImageDraw.Draw(image), (4, 10), letters, text.font(size))
+    box = image.getbbox()
+    assert box is not None
+    return box[3] - box[1]
+
+
+def test_the_gesture_sizes_have_capitals_of_11_10_9_and_8_px():
+    assert [ink_height(size) for size in home.PROMPT_SIZES] == [11, 10, 9, 8]
+    assert [text.cap_height(text.font(size)) for size in home.PROMPT_SIZES] == [11, 10, 9, 8]
+    assert ink_height(home.PROMPT_COMPACT) == 8
+
+
+def test_a_short_gesture_is_drawn_big_and_a_long_one_smaller_but_on_one_page():
+    big = home.prompt_layout("Hug them a little longer than usual", 128, 64)
+    assert big.size == home.PROMPT_SIZES[0] and len(big.pages) == 1
+    medium = home.prompt_layout("Hear their mood this morning, and match it", 128, 64)
+    assert medium.size == 14 and len(medium.pages) == 1
+    long_one = home.prompt_layout(SAMPLES["home-long-page-0"].view.prompt, 128, 64)
+    assert long_one.size == home.PROMPT_SIZES[-1] and len(long_one.pages) == 2
+
+
+def test_pages_turn_at_a_full_stop_before_a_comma_before_a_clause_word():
+    fnt = text.font(11)
+    pages = text.clause_pages("Breathe slowly for a moment. Then tell them, gently, what you "
+                              "need", fnt, 124, 2)
+    assert [" ".join(p) for p in pages] == ["Breathe slowly for a moment.",
+                                            "Then tell them, gently, what you need"]
+    pages = text.clause_pages("Ask about their day and listen without your phone", fnt, 124, 2)
+    assert [" ".join(p) for p in pages] == ["Ask about their day",
+                                            "and listen without your phone"]
+
+
+def test_a_page_of_one_word_beats_a_break_mid_clause_and_loses_to_a_clean_one():
+    fnt = text.font(11)
+    pages = text.clause_pages("Make their drink the way they like it, unasked", fnt, 124, 2)
+    assert pages == [["Make their drink", "the way they like it,"], ["unasked"]]
+    pages = text.clause_pages("Call them, and give them your full attention", fnt, 124, 2)
+    assert pages == [["Call them,"], ["and give them", "your full attention"]]
+
+
+def test_a_clause_longer_than_a_page_is_split_in_lines_as_a_last_resort():
+    fnt = text.font(11)
+    words = "one two three four five six seven eight nine ten eleven twelve thirteen " * 3
+    pages = text.clause_pages(words, fnt, 60, 2)
+    assert len(pages) > 1 and all(len(p) <= 2 for p in pages)
+    assert " ".join(" ".join(p) for p in pages).split() == words.split()
+
+
+def test_the_status_is_said_in_words_not_only_an_icon():
+    """With an icon beside them when they leave room: the words are the message."""
+    base = HomeView("Hug them", Practice.CALM, 1, 2, link=LinkMark.PARTNER_OFFLINE,
+                    partner="Alex", away_since="18:05")
+    assert home.link_phrases(base)[0] == ("Alex away since 18:05",)
+    block = home.status_block(base, 124, home.SMALL)
+    assert block.width > 60  # words, not a 7 px mark
+    for link in LinkMark:
+        if link is not LinkMark.OK:
+            phrases = home.link_phrases(HomeView("x", Practice.CALM, 0, 0, link=link))
+            assert all(len(p[0]) >= 4 for p in phrases)
+    compact = render(Frame(HomeView("Hug them", Practice.CALM, 1, 2,
+                                    link=LinkMark.BROKER_UNREACHABLE, page=1)), 128, 32)
+    first = render(Frame(HomeView("Hug them", Practice.CALM, 1, 2,
+                                  link=LinkMark.BROKER_UNREACHABLE, page=0)), 128, 32)
+    assert not same_pixels(compact, first)  # a page of its own on a 128x32 panel
+
+
+def test_together_animation_ends_on_the_still_hearts():
+    frames = [render(Frame(TogetherView("Sam", frame=i)), 128, 64)
+              for i in range(TOGETHER_FRAMES)]
+    assert len({f.tobytes() for f in frames}) == TOGETHER_FRAMES  # every frame moves
+    later = render(Frame(TogetherView("Sam", frame=TOGETHER_FRAMES + 3)), 128, 64)
+    assert same_pixels(later, frames[-1])
+
+
+def test_the_weeks_bars_grow_with_the_count():
+    def bar_ink(days: tuple[int, ...]) -> int:
+        return lit(render(Frame(WeekView(days=days, weekday=3)), 128, 64))
+
+    assert bar_ink((0, 0, 0, 0, 0, 0, 1)) < bar_ink((0, 0, 0, 0, 0, 5, 10))
+    assert lit(render(Frame(WeekView(days=(), weekday=0)), 128, 32)) > 0  # day letters
+
+
 def test_write_previews(tmp_path):
     paths = write_previews(tmp_path, sizes=((128, 32),))
     assert len(paths) == len(SAMPLES)
@@ -223,28 +317,24 @@ words = st.text(
 prompts = st.lists(words, min_size=0, max_size=40).map(" ".join).map(lambda s: s[:200])
 
 
-def prompt_width(width: int, height: int) -> int:
-    content_w = width - 2 * MARGIN
-    if height - 2 * MARGIN < 40:
-        return content_w - home.COLUMN_W - home.COLUMN_GAP
-    return content_w
-
-
 @settings(max_examples=150, deadline=None)
 @given(prompt=prompts)
 def test_any_prompt_wraps_into_pages_that_fit(prompt):
     for width, height in SIZES:
-        compact = height - 2 * MARGIN < 40
-        fnt = text.font(home.PROMPT_COMPACT if compact else home.PROMPT)
-        per_page = home.PROMPT_LINES_COMPACT if compact else home.PROMPT_LINES
+        layout = home.prompt_layout(prompt, width, height)
+        fnt = text.font(layout.size)
         pages = prompt_pages(prompt, width, height)
+        assert layout.size in (*home.PROMPT_SIZES, home.PROMPT_COMPACT)
+        assert layout.width == width - 2 * MARGIN
         if prompt.strip():
-            assert all(1 <= len(page) <= per_page for page in pages)
+            for page in pages:
+                assert len(page) >= 1
+                assert home._prompt_height(len(page), fnt, layout.gap) <= layout.height
         else:
             assert pages == [[]]
         for page in pages:
             for line in page:
-                assert text.text_width(line, fnt) <= prompt_width(width, height), line
+                assert text.text_width(line, fnt) <= layout.width, line
         # Nothing is lost: the same characters, only spaces and added hyphens differ.
         joined = "".join(line for page in pages for line in page)
         assert joined.replace(" ", "").replace("-", "") == prompt.replace(" ", "").replace("-", "")
@@ -275,14 +365,22 @@ def test_any_home_page_stays_clear_of_the_header_and_footer(
 
 
 names = st.text(min_size=0, max_size=40)
+whens = st.one_of(st.just(""), st.sampled_from(["just now", "2 h ago", "yesterday 21:40",
+                                                 "Mon 08:15", "12 Nov", "today 09:55"]),
+                  st.text(max_size=30))
 views = st.one_of(
     st.builds(HomeView, prompt=prompts, practice=st.sampled_from(Practice),
               today=st.integers(0, 10**6), total=st.integers(0, 10**9),
               link=st.sampled_from(LinkMark), page=st.integers(0, 10**6), focus=st.booleans(),
-              pending=st.integers(0, 10**4)),
-    st.builds(SentView, seen=st.booleans(), queued=st.booleans()),
+              pending=st.integers(0, 10**4), partner=names, away_since=whens,
+              pending_when=whens),
+    st.builds(SentView, seen=st.booleans(), queued=st.booleans(), seen_when=whens),
     st.builds(ReceivedView, sender=names, frame=st.integers(-3, RECEIVED_FRAMES + 3),
-              count=st.integers(1, 10**4)),
+              count=st.integers(1, 10**4), when=whens),
+    st.builds(TogetherView, partner=names, frame=st.integers(-3, TOGETHER_FRAMES + 3)),
+    st.builds(WeekView, days=st.lists(st.integers(-2, 10**5), max_size=9).map(tuple),
+              weekday=st.integers(0, 6), streak=st.integers(0, 10**5)),
+    st.builds(HelpView, page=st.integers(0, 10**6)),
     st.builds(DoneView, streak=st.integers(0, 10**5)),
     st.builds(PairingView, phase=st.sampled_from(PairingPhase),
               code=st.one_of(st.from_regex(r"\A[0-9]{6}\Z"), st.text(max_size=12)),

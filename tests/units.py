@@ -77,3 +77,17 @@ class Running:
 def press(factory, pin: int) -> None:
     factory.pin(pin).drive_low()
     factory.pin(pin).drive_high()
+
+
+def names_of(pair):
+    """The names of the unit whose pair.json this is (v2: from the key, not the ids)."""
+    from micromance.protocol import pair_names
+
+    return pair_names(pair.key, pair.device_id, pair.partner_id)[0]
+
+
+def partner_names_of(pair):
+    """The names of that unit's partner."""
+    from micromance.protocol import pair_names
+
+    return pair_names(pair.key, pair.device_id, pair.partner_id)[1]

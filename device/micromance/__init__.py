@@ -1,3 +1,3 @@
 """Micromance: a kitchen-counter device for small, consistent gestures of care."""
 
-__version__ = "1.1.0"
+__version__ = "2.0.0"

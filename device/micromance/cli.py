@@ -1,5 +1,5 @@
 """Command line (a contract: see docs/contract.md): run, simulate, status, pair, doctor, preview,
-repair.
+repair, selftest.
 
 Expected failures print one line and exit with a sysexits code (78 config, 69 hardware);
 tracebacks are for bugs only.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", parents=[with_config], help="run the unit (the daemon)")
     run.add_argument("--input", choices=["stdin"],
-                     help="read buttons from standard input: t n T N p, one per character")
+                     help="read buttons from standard input: t n T N w p, one per character")
     run.set_defaults(handler=_run)
 
     simulate = commands.add_parser(
@@ -46,13 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.set_defaults(handler=_status)
 
-    pair = commands.add_parser("pair", parents=[with_config],
-                               help="pair with the partner's unit, or --forget it")
+    pair = commands.add_parser(
+        "pair", parents=[with_config],
+        help="pair with the partner's unit (in a room, or by invite), or --forget it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  micromance pair --invite        prints a code to read to your "
+               "partner\n  micromance pair --join 417 maple river candle otter\n"
+               "  micromance pair                 meets in the room of [pairing] room")
     how = pair.add_mutually_exclusive_group()
     how.add_argument("--forget", action="store_true", help="unpair this unit")
     how.add_argument("--local", nargs=2, metavar=("DIR_A", "DIR_B"),
                      help="pair two state directories on this machine (tests, simulator)")
-    pair.add_argument("--room", metavar="NAME", help="rendezvous name on the broker")
+    how.add_argument("--invite", action="store_true",
+                     help="make an invite code for the other unit and wait for it there")
+    how.add_argument("--join", nargs="+", metavar="CODE",
+                     help="join the other unit's invite (the number and the four words)")
+    how.add_argument("--room", metavar="NAME", help="rendezvous name on the broker")
     pair.set_defaults(handler=_pair)
 
     doctor = commands.add_parser(
@@ -70,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
         "repair", parents=[with_config],
         help="check the state database; if damaged, keep a copy and rebuild what can be")
     repair.set_defaults(handler=_repair)
+
+    selftest = commands.add_parser(
+        "selftest", parents=[with_config],
+        help="check the wiring part by part: display, THANKS, NEXT, the light (you press the "
+             "buttons when asked)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  sudo micromance selftest\n\nAs root it stops the running service "
+               "for the test and starts it\nagain afterwards. One line per part, like doctor; "
+               "exit 1 if one is broken.")
+    selftest.add_argument("--seconds", type=float, default=15.0, metavar="S",
+                          help="how long to wait for each press (default: %(default)g)")
+    selftest.set_defaults(handler=_selftest)
     return parser
 
 
@@ -86,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _usage(message: str) -> int:
+    """A command line that parses but cannot be used: say why, exit 2 as argparse does."""
+    print(f"micromance: {message}", file=sys.stderr)
+    return EX_USAGE
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -141,11 +169,28 @@ def _pair(args: argparse.Namespace) -> int:
         print(f"paired {pair_a.device_id} ({args.local[0]}) with {pair_a.partner_id} "
               f"({args.local[1]}): pair {pair_a.pair_id[:8]}")
         return 0
+    from micromance import protocol
+
     config = _load(args)
     if args.forget:
         return forget_from_shell(config, out=sys.stdout)
-    return pair_from_shell(config, args.room or config.broker.room, answers=sys.stdin,
-                           out=sys.stdout)
+    invite = ""
+    if args.invite:
+        invite = protocol.make_invite(os.urandom(protocol.INVITE_ENTROPY_BYTES))
+        print(f"Invite code: {invite}\nRead it to your partner; on their unit they run:\n"
+              f"  micromance pair --join {invite}")
+    elif args.join:
+        try:
+            invite = protocol.parse_invite(" ".join(args.join))
+        except ValueError as error:
+            return _usage(f"pair --join: {error}")
+    room = args.room or config.room
+    if not invite:
+        try:
+            protocol.room_topic(room)
+        except ValueError as error:
+            return _usage(f"pair --room: {error}")
+    return pair_from_shell(config, room, invite=invite, answers=sys.stdin, out=sys.stdout)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -162,6 +207,12 @@ def _preview(args: argparse.Namespace) -> int:
     paths = write_previews(Path(args.out), sizes=tuple(sorted(sizes, reverse=True)))
     print(f"{len(paths)} screens written to {args.out}/")
     return 0
+
+
+def _selftest(args: argparse.Namespace) -> int:
+    from micromance.selftest import Bench, run_selftest
+
+    return run_selftest(args.config, bench=Bench(press_seconds=args.seconds))
 
 
 def _repair(args: argparse.Namespace) -> int:

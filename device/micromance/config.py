@@ -96,6 +96,25 @@ class BrokerConfig:
     keepalive: int = 60
 
 
+#: The most ``[[broker]]`` tables a config may name.
+MAX_BROKERS = 8
+
+#: The brokers a unit uses when its config names none: free public brokers with TLS and the
+#: system CAs (every message is sealed end to end, so the brokers read nothing; a unit uses
+#: them all at once, so the loss of one changes nothing). A pair keeps the list it was made
+#: with (pair.json), so a later change of this list cannot split it.
+PUBLIC_BROKERS = (
+    BrokerConfig(host="broker.emqx.io", port=8883),
+    BrokerConfig(host="broker.hivemq.com", port=8883),
+    BrokerConfig(host="test.mosquitto.org", port=8886),
+)
+
+
+@dataclass(frozen=True)
+class PairingConfig:
+    room: str = ""                 # the rendezvous for pairing with the buttons ("": lobby)
+
+
 @dataclass(frozen=True)
 class PathsConfig:
     state_dir: str = "/var/lib/micromance"
@@ -114,21 +133,50 @@ class Config:
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     quiet_hours: QuietHoursConfig = field(default_factory=QuietHoursConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
+    pairing: PairingConfig = field(default_factory=PairingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    #: Several ``[[broker]]`` tables (empty: the file has none).
+    broker_tables: tuple[BrokerConfig, ...] = ()
+    #: The file has a ``[broker]`` table (even one that only repeats the defaults).
+    broker_named: bool = False
     #: Where the values came from; ``None`` means shipped defaults only.
     source: Path | None = None
+
+    @property
+    def brokers(self) -> tuple[BrokerConfig, ...]:
+        """The brokers the config names: several ``[[broker]]``, or the one ``[broker]``
+        (also one given in code); empty: none named, so the pair's recorded list or
+        ``PUBLIC_BROKERS``."""
+        if self.broker_tables:
+            return self.broker_tables
+        if self.broker_named or self.broker != BrokerConfig():
+            return (self.broker,)
+        return ()
+
+    @property
+    def pairing_brokers(self) -> tuple[BrokerConfig, ...]:
+        """Where a new pairing meets: the brokers the config names, else the public ones
+        (a pair made there keeps that list, see ``Pair.brokers``)."""
+        return self.brokers or PUBLIC_BROKERS
 
     @property
     def state_dir(self) -> Path:
         return Path(self.paths.state_dir).expanduser()
 
+    @property
+    def room(self) -> str:
+        """The pairing room: ``[pairing] room``, else the single ``[broker]``'s ``room``."""
+        return self.pairing.room or self.broker.room
+
 
 SECTIONS: dict[str, type] = {
     f.name: f.type if isinstance(f.type, type) else globals()[f.type]
     for f in dataclasses.fields(Config)
-    if f.name != "source"
+    if f.name not in ("source", "broker_tables", "broker_named")
 }
+#: One table, or an array of tables of the same keys (several brokers at once).
+ARRAY_SECTIONS = ("broker",)
 
 
 # --- value rules -----------------------------------------------------------------------------
@@ -189,6 +237,33 @@ def _rotation(value: int) -> int:
 
 BCM = _range(0, 27, "a BCM GPIO number on the 40-pin header")
 
+#: The 40-pin header: which BCM GPIO each header pin carries, and the pins that carry power.
+HEADER_TO_BCM = {3: 2, 5: 3, 7: 4, 8: 14, 10: 15, 11: 17, 12: 18, 13: 27, 15: 22, 16: 23,
+                 18: 24, 19: 10, 21: 9, 22: 25, 23: 11, 24: 8, 26: 7, 27: 0, 28: 1, 29: 5,
+                 31: 6, 32: 12, 33: 13, 35: 19, 36: 16, 37: 26, 38: 20, 40: 21}
+HEADER_POWER = {1: "3.3 V", 2: "5 V", 4: "5 V", 6: "GND", 9: "GND", 14: "GND", 17: "3.3 V",
+                20: "GND", 25: "GND", 30: "GND", 34: "GND", 39: "GND"}
+#: Where the README's wiring puts each part, as header pins: ``thanks = 11`` is the header pin
+#: of THANKS (GPIO17), written where the config wants the BCM number.
+REFERENCE_HEADER_PINS = {"thanks": 11, "next": 13, "led": 12}
+
+
+def header_pin_hint(key: str, value: int) -> str:
+    """A hint when ``pins.<key> = value`` looks like a header pin number rather than a BCM
+    GPIO number ("" when it does not): a number beyond GPIO27, or the header pin where the
+    README's wiring puts that very part."""
+    if value <= 27 and value != REFERENCE_HEADER_PINS.get(key):
+        return ""
+    gpio = HEADER_TO_BCM.get(value)
+    if gpio is not None:
+        return (f"{key} = {value} looks like a header pin number, but [pins] takes BCM GPIO "
+                f"numbers: header pin {value} is GPIO{gpio}, so write {key} = {gpio}")
+    if value in HEADER_POWER:
+        return (f"{key} = {value} looks like a header pin number, but header pin {value} is "
+                f"{HEADER_POWER[value]}, not a GPIO; [pins] takes BCM GPIO numbers (THANKS "
+                "GPIO17 is header pin 11, NEXT GPIO27 pin 13, the LED GPIO18 pin 12)")
+    return ""
+
 RULES: dict[str, Callable[[Any], Any]] = {
     "device.name": _name,
     "device.received_timeout_minutes": _range(1, 24 * 60),
@@ -218,6 +293,9 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "broker.port": _range(1, 65535),
     "broker.keepalive": _range(5, 3600),
     "broker.room": lambda v: v
+    if re.fullmatch(r"[A-Za-z0-9_-]{0,64}", v)
+    else _fail("not a usable room name: letters, digits, - and _ only, at most 64"),
+    "pairing.room": lambda v: v
     if re.fullmatch(r"[A-Za-z0-9_-]{0,64}", v)
     else _fail("not a usable room name: letters, digits, - and _ only, at most 64"),
     "paths.state_dir": lambda v: v if v.strip() else _fail("empty: name a writable directory"),
@@ -272,11 +350,20 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
+        if _MIXED_BROKERS.search(text) and _ONE_BROKER.search(text):
+            raise ConfigError(
+                f"{path}: [broker] and [[broker]] are both used",
+                fix="write one broker as a single [broker] table, or several as [[broker]] "
+                    "tables (each with host, port, tls, ...) and the pairing room in "
+                    "[pairing] room") from None
         raise ConfigError(
             f"{path}: not valid TOML: {error}",
             fix='correct the syntax there (strings need quotes, e.g. name = "Sam")') from None
-    sections = {}
+    sections: dict[str, Any] = {}
     for section_name, table in data.items():
+        if section_name in ARRAY_SECTIONS and isinstance(table, list):
+            sections["broker_tables"] = _broker_list(path, table)
+            continue
         section_type = SECTIONS.get(section_name)
         if section_type is None:
             if not isinstance(table, dict):
@@ -292,8 +379,44 @@ def parse_config(text: str, path: Path) -> Config:
             raise ConfigError(f"{path}: {section_name} = {_show(table)} should be a section",
                               fix=f"write it as a [{section_name}] table")
         sections[section_name] = _build_section(path, section_name, section_type, table)
-    config = Config(**sections, source=path)
+    config = Config(**sections, broker_named="broker" in sections, source=path)
     return _check_combinations(config, str(path))
+
+
+_MIXED_BROKERS = re.compile(r"^\s*\[\[\s*broker\s*\]\]", re.M)
+_ONE_BROKER = re.compile(r"^\s*\[\s*broker\s*\](?!\])", re.M)
+
+
+def _broker_list(path: Path, tables: list[Any]) -> tuple[BrokerConfig, ...]:
+    """Several ``[[broker]]`` tables, each checked like ``[broker]`` (the room lives in
+    ``[pairing]`` in this form: one room for all of them)."""
+    brokers: list[BrokerConfig] = []
+    for number, table in enumerate(tables, 1):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: broker = {_show(table)} should be a section",
+                              fix="write each broker as a [[broker]] table")
+        if "room" in table:
+            raise ConfigError(
+                f"{path}: broker.room = {_show(table['room'])} in [[broker]] number {number}",
+                fix="with several brokers the pairing room is one for all of them: move it to "
+                    "[pairing] room")
+        broker = _build_section(path, "broker", BrokerConfig, table)
+        twin = next((n for n, b in enumerate(brokers, 1)
+                     if (b.host, b.port) == (broker.host, broker.port)), None)
+        if twin is not None:
+            raise ConfigError(
+                f"{path}: [[broker]] number {number} is {broker.host}:{broker.port} again "
+                f"(number {twin} is too)", fix="name each broker once")
+        brokers.append(broker)
+    if not brokers:
+        raise ConfigError(f"{path}: broker is an empty list",
+                          fix="name at least one [[broker]], or remove the line to use the "
+                              "shipped public brokers")
+    if len(brokers) > MAX_BROKERS:
+        raise ConfigError(f"{path}: {len(brokers)} [[broker]] tables",
+                          fix=f"name at most {MAX_BROKERS}: each one costs a connection and "
+                              "a copy of every message")
+    return tuple(brokers)
 
 
 def _build_section(path: Path, section: str, section_type: type, table: dict) -> Any:
@@ -325,8 +448,9 @@ def _check_value(path: Path, dotted: str, value: Any, default: Any) -> Any:
     try:
         return rule(value)
     except ValueError as error:
+        hint = header_pin_hint(dotted[5:], value) if dotted.startswith("pins.") else ""
         raise ConfigError(f"{path}: {dotted} = {_show(value)} is {error}",
-                          fix="change it or remove the line to use the default "
+                          fix=hint or "change it or remove the line to use the default "
                           f"({_show(default)})") from None
 
 
@@ -352,8 +476,10 @@ def _check_combinations(config: Config, where: str) -> Config:
     used: dict[int, str] = {}
     for pin, label in claims:
         if pin in used:
+            hints = [header_pin_hint(name[5:], pin) for name in (label, used[pin])
+                     if name.startswith("pins.")]
             raise ConfigError(f"{where}: {label} = {pin} is already used by {used[pin]}",
-                              fix="give each part its own GPIO")
+                              fix=next((h for h in hints if h), "give each part its own GPIO"))
         used[pin] = label
     return config
 

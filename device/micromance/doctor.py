@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -146,8 +146,7 @@ class Context:
     config: Config | None = None
     i2c_ok: bool = False
     pin_factory: Any = None
-    broker_report: SessionReport | None = None
-    broker_error: str = ""
+    broker_reports: list[SessionReport] = field(default_factory=list)  # brokers that answered
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -163,7 +162,7 @@ def check_config(ctx: Context) -> Result:
                       "example: firmware_config/micromance.toml)")
     if path is None:
         return warned("config", "no config file (/etc/micromance/config.toml): using the "
-                      "built-in defaults (no broker, reference wiring)",
+                      "built-in defaults (the public brokers, reference wiring)",
                       "sudo cp firmware_config/micromance.toml /etc/micromance/config.toml "
                       "and edit it (install.sh does this)")
     return passed("config", f"{path} is valid")
@@ -343,73 +342,147 @@ def check_clock(ctx: Context) -> Result:
                   "timesync-status; sudo systemctl restart systemd-timesyncd")
 
 
-def check_broker(ctx: Context) -> Result:
-    broker = _config(ctx).broker
-    probes = ctx.probes
-    where = f"{broker.host}:{broker.port}"
-    try:
-        addresses = probes.resolve(broker.host, broker.port)
-    except OSError as error:
-        return _broker_failed(ctx, f'cannot resolve broker.host "{broker.host}" (DNS: '
-                              f"{_reason(error)})",
-                              f"check broker.host for typos and the Pi's network: "
-                              f"ping -c1 {broker.host}")
-    problem = _tcp_problem(ctx, addresses, broker.port, where)
-    if problem is None and broker.tls:
-        problem = _tls_problem(ctx, broker, where)
-    if problem is not None:
-        return problem
-    return _mqtt_result(ctx, broker, where)
+def check_brokers(ctx: Context) -> list[Result]:
+    """One line per broker the unit uses, all probed at once (a dead one costs its timeout
+    once, not once per broker). A broker that fails while another works is a warning: the
+    unit gets through, only with one path less."""
+    config = _config(ctx)
+    pair = _pair_or_none(ctx)
+    from micromance.link.courier import brokers_for
+
+    brokers = brokers_for(config, pair)
+    checks = [_BrokerCheck(ctx.probes, broker, pair) for broker in brokers]
+    threads = [threading.Thread(target=check.run, daemon=True) for check in checks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ctx.broker_reports = [c.report for c in checks if c.report is not None]
+    several = len(checks) > 1
+    results = []
+    for number, check in enumerate(checks, 1):
+        result = check.result
+        if several:
+            result = replace(result, name=f"broker {number}")
+            if result.outcome is Outcome.FAIL and ctx.broker_reports:
+                result = replace(result, outcome=Outcome.WARN)
+        results.append(result)
+    return results
 
 
-def _broker_failed(ctx: Context, message: str, fix: str) -> Result:
-    ctx.broker_error = message
-    return failed("broker", message, fix)
+class _BrokerCheck:
+    """DNS, TCP, TLS and an MQTT session with one broker; the first step that fails names the
+    problem. Runs on its own thread: it only reads its inputs and sets ``result``."""
 
+    def __init__(self, probes: Probes, broker: BrokerConfig, pair: Any) -> None:
+        self.probes = probes
+        self.broker = broker
+        self.pair = pair
+        self.where = f"{broker.host}:{broker.port}"
+        self.report: SessionReport | None = None
+        self.result = failed("broker", f"{self.where}: the check did not finish",
+                             "please report this line as a bug")
 
-def _tcp_problem(ctx: Context, addresses: list[str], port: int, where: str) -> Result | None:
-    last: OSError | None = None
-    for address in addresses:
+    def run(self) -> None:
         try:
-            ctx.probes.tcp_connect(address, port, ctx.probes.timeout)
-            return None
+            self.result = self._check()
+        except MicromanceError as error:
+            self.result = failed("broker", error.message, error.fix or "see the message")
+        except Exception as error:
+            self.result = failed("broker", f"the check itself broke ({type(error).__name__}: "
+                                 f"{_one_line(error)})", "please report this line as a bug")
+
+    def _check(self) -> Result:
+        broker = self.broker
+        try:
+            addresses = self.probes.resolve(broker.host, broker.port)
         except OSError as error:
-            last = error
-    if isinstance(last, ConnectionRefusedError):
-        return _broker_failed(ctx, f"{where} refused the connection (TCP)",
-                              "is the broker running and listening on that port? check "
-                              "broker.port (8883 for TLS, 1883 without)")
-    if isinstance(last, TimeoutError):
-        return _broker_failed(ctx, f"no answer from {where} within {ctx.probes.timeout:g} s "
-                              "(TCP)", "a firewall may block the port; check broker.host "
-                              "and broker.port")
-    reason = _reason(last) if last else "no address"
-    return _broker_failed(ctx, f"cannot connect to {where} (TCP: {reason})",
-                          "check the Pi's network (ip route) and broker.host")
+            return failed("broker", f'cannot resolve broker.host "{broker.host}" (DNS: '
+                          f"{_reason(error)})",
+                          f"check broker.host for typos and the Pi's network: "
+                          f"ping -c1 {broker.host}")
+        problem = self._tcp_problem(addresses)
+        if problem is None and broker.tls:
+            problem = self._tls_problem()
+        return problem or self._mqtt_result()
 
+    def _tcp_problem(self, addresses: list[str]) -> Result | None:
+        where, timeout = self.where, self.probes.timeout
+        last: OSError | None = None
+        for address in addresses:
+            try:
+                self.probes.tcp_connect(address, self.broker.port, timeout)
+                return None
+            except OSError as error:
+                last = error
+        if isinstance(last, ConnectionRefusedError):
+            return failed("broker", f"{where} refused the connection (TCP)",
+                          "is the broker running and listening on that port? check "
+                          "broker.port (8883 for TLS, 1883 without)")
+        if isinstance(last, TimeoutError):
+            return failed("broker", f"no answer from {where} within {timeout:g} s (TCP)",
+                          "a firewall may block the port; check broker.host and broker.port")
+        reason = _reason(last) if last else "no address"
+        return failed("broker", f"cannot connect to {where} (TCP: {reason})",
+                      "check the Pi's network (ip route) and broker.host")
 
-def _tls_problem(ctx: Context, broker: BrokerConfig, where: str) -> Result | None:
-    try:
-        ctx.probes.tls_handshake(broker, ctx.probes.timeout)
-    except ssl.SSLCertVerificationError as error:
-        return _broker_failed(ctx, f"{where}: the broker's certificate is not trusted (TLS: "
-                              f"{error.verify_message or _one_line(error)})",
-                              _certificate_fix(error, broker))
-    except FileNotFoundError as error:
-        return _broker_failed(ctx, f"a TLS file named in [broker] is missing ({error.filename})",
-                              "check broker.ca_file, broker.client_cert and broker.client_key")
-    except (ssl.SSLError, ConnectionError) as error:
-        return _broker_failed(ctx, f"{where}: TLS handshake failed ({_one_line(error)})",
-                              "the port may not speak TLS: use the broker's TLS port (usually "
-                              "8883) or set broker.tls = false")
-    except TimeoutError:
-        return _broker_failed(ctx, f"{where}: no TLS answer within {ctx.probes.timeout:g} s",
-                              "the port may not speak TLS: use the broker's TLS port (usually "
-                              "8883) or set broker.tls = false")
-    except OSError as error:
-        return _broker_failed(ctx, f"{where}: TLS set-up failed ({_reason(error)})",
-                              "check broker.ca_file, broker.client_cert and broker.client_key")
-    return None
+    def _tls_problem(self) -> Result | None:
+        broker, where, timeout = self.broker, self.where, self.probes.timeout
+        not_tls = ("the port may not speak TLS: use the broker's TLS port (usually 8883) or "
+                   "set broker.tls = false")
+        try:
+            self.probes.tls_handshake(broker, timeout)
+        except ssl.SSLCertVerificationError as error:
+            return failed("broker", f"{where}: the broker's certificate is not trusted (TLS: "
+                          f"{error.verify_message or _one_line(error)})",
+                          _certificate_fix(error, broker))
+        except FileNotFoundError as error:
+            return failed("broker", f"a TLS file named in [broker] is missing "
+                          f"({error.filename})",
+                          "check broker.ca_file, broker.client_cert and broker.client_key")
+        except (ssl.SSLError, ConnectionError) as error:
+            return failed("broker", f"{where}: TLS handshake failed ({_one_line(error)})",
+                          not_tls)
+        except TimeoutError:
+            return failed("broker", f"{where}: no TLS answer within {timeout:g} s", not_tls)
+        except OSError as error:
+            return failed("broker", f"{where}: TLS set-up failed ({_reason(error)})",
+                          "check broker.ca_file, broker.client_cert and broker.client_key")
+        return None
+
+    def _mqtt_result(self) -> Result:
+        broker, where = self.broker, self.where
+        try:
+            report = self.probes.mqtt_session(broker, _session_plan(self.pair),
+                                              self.probes.timeout)
+        except BrokerRefused as refused:
+            return self._refusal(refused)
+        except TimeoutError as error:
+            return failed("broker", f"{where}: MQTT went silent ({_one_line(error)})",
+                          "check that it is an MQTT broker and that its ACL lets this unit "
+                          "use its topics (firmware_config/mosquitto/micromance.acl)")
+        except MicromanceError as error:
+            return failed("broker", error.message, error.fix or "check [broker] in the config")
+        except OSError as error:
+            return failed("broker", f"{where}: the MQTT connection failed ({_reason(error)})",
+                          "try again; if it persists, look at the broker's log")
+        self.report = report
+        steps = "DNS, TCP, TLS and login ok" if broker.tls else "DNS, TCP and login ok (no TLS)"
+        return passed("broker", f"{where} reachable: {steps}; ping round trip "
+                      f"{report.round_trip_ms:.1f} ms")
+
+    def _refusal(self, refused: BrokerRefused) -> Result:
+        username = self.broker.username
+        who = f'"{username}"' if username else "anonymous"
+        if refused.step == "login":
+            return failed("broker", f"{self.where} refused the login as {who} "
+                          f"({refused.reason})",
+                          "check broker.username and the password in broker.password_file "
+                          "(on a mosquitto broker: mosquitto_passwd)")
+        return failed("broker", f"{self.where} does not let {who} {refused.step} "
+                      f"({refused.reason})",
+                      "the broker's ACL must let a unit read and write one-level topics "
+                      "(see firmware_config/mosquitto/micromance.acl)")
 
 
 def _certificate_fix(error: ssl.SSLCertVerificationError, broker: BrokerConfig) -> str:
@@ -423,53 +496,15 @@ def _certificate_fix(error: ssl.SSLCertVerificationError, broker: BrokerConfig) 
             "broker: its ca.crt)")
 
 
-def _mqtt_result(ctx: Context, broker: BrokerConfig, where: str) -> Result:
-    plan = _session_plan(ctx)
-    try:
-        report = ctx.probes.mqtt_session(broker, plan, ctx.probes.timeout)
-    except BrokerRefused as refused:
-        return _refusal(ctx, broker, where, refused)
-    except TimeoutError as error:
-        return _broker_failed(ctx, f"{where}: MQTT went silent ({_one_line(error)})",
-                              "check that it is an MQTT broker and that its ACL lets this unit "
-                              "use its topics (firmware_config/mosquitto/micromance.acl)")
-    except MicromanceError as error:
-        return _broker_failed(ctx, error.message, error.fix or "check [broker] in the config")
-    except OSError as error:
-        return _broker_failed(ctx, f"{where}: the MQTT connection failed ({_reason(error)})",
-                              "try again; if it persists, look at the broker's log")
-    ctx.broker_report = report
-    steps = "DNS, TCP, TLS and login ok" if broker.tls else "DNS, TCP and login ok (no TLS)"
-    return passed("broker", f"{where} reachable: {steps}; ping round trip "
-                  f"{report.round_trip_ms:.1f} ms")
-
-
-def _refusal(ctx: Context, broker: BrokerConfig, where: str, refused: BrokerRefused) -> Result:
-    who = f'"{broker.username}"' if broker.username else "anonymous"
-    if refused.step == "login":
-        return _broker_failed(ctx, f"{where} refused the login as {who} ({refused.reason})",
-                              "check broker.username and the password in broker.password_file "
-                              "(on a mosquitto broker: mosquitto_passwd)")
-    pair = _pair_or_none(ctx)
-    login = (f"log in with this unit's device id (broker.username = \"{pair.device_id}\"); "
-             if pair is not None and broker.username != pair.device_id else "")
-    return _broker_failed(ctx, f"{where} does not let {who} {refused.step} ({refused.reason})",
-                          f"{login}the broker's ACL must let a unit read and write its own "
-                          "topics (see firmware_config/mosquitto/micromance.acl)")
-
-
-def _session_plan(ctx: Context) -> SessionPlan:
+def _session_plan(pair: Any) -> SessionPlan:
     """Ping on a topic of our own that the partner never reads; watch the partner's retained."""
-    from micromance.protocol import TOPIC_ROOT, Topics
+    from micromance.protocol import new_client_id, pair_names
 
-    nonce = secrets.token_hex(4)
-    pair = _pair_or_none(ctx)
+    probe = secrets.token_hex(16)  # a topic nobody reads, named like any other
     if pair is None:
-        return SessionPlan(f"micromance-doctor-{nonce}", f"{TOPIC_ROOT}/pairing/doctor-{nonce}")
-    partner = Topics(pair.pair_id, pair.partner_id)
-    return SessionPlan(f"micromance-doctor-{nonce}",
-                       f"{TOPIC_ROOT}/{pair.pair_id}/{pair.device_id}/doctor",
-                       (partner.presence, partner.state))
+        return SessionPlan(new_client_id(), probe)
+    _, partner = pair_names(pair.key, pair.device_id, pair.partner_id)
+    return SessionPlan(new_client_id(), probe, (partner.presence, partner.state))
 
 
 def check_pairing(ctx: Context) -> Result:
@@ -493,25 +528,28 @@ def check_pairing(ctx: Context) -> Result:
 
 
 def _partner_seen(ctx: Context, pair: Any) -> Result:
-    from micromance.protocol import Topics
+    from micromance.protocol import pair_names
 
     paired = f"paired (pair {pair.pair_id[:8]}, partner {pair.partner_id})"
-    partner = Topics(pair.pair_id, pair.partner_id)
+    _, partner = pair_names(pair.key, pair.device_id, pair.partner_id)
     live = ctx.probes.live_facts(_config(ctx)) or {}
-    retained = ctx.broker_report.retained if ctx.broker_report else {}
-    presence = _opened(pair, partner.presence, retained.get(partner.presence))
+    presences = [_opened(pair, partner.presence, report.retained.get(partner.presence))
+                 for report in ctx.broker_reports]
+    presence = max((p for p in presences if p is not None), default=None, key=lambda p: p.seq)
     if (presence is not None and presence.online) or live.get("partner") == "online":
         return passed("pairing", f"{paired}; partner online now")
-    if ctx.broker_report is None:
+    if not ctx.broker_reports:
         return warned("pairing", f"{paired}; partner last seen: unknown",
                       "fix the broker first (see broker)")
-    summary = _opened(pair, partner.state, retained.get(partner.state))
-    last_seen = max((m.time for m in (presence, summary) if m is not None), default=None,
+    summaries = [_opened(pair, partner.state, report.retained.get(partner.state))
+                 for report in ctx.broker_reports]
+    last_seen = max((m.time for m in (presence, *summaries) if m is not None), default=None,
                     key=lambda time: datetime.fromisoformat(time))
     if last_seen is None:
-        return warned("pairing", f"{paired}; the partner never reached this broker",
-                      "both units must use the same broker (broker.host); ask your partner to "
-                      "run micromance doctor")
+        where = "this broker" if len(ctx.broker_reports) == 1 else "these brokers"
+        return warned("pairing", f"{paired}; the partner never reached {where}",
+                      "both units need a broker in common (micromance status lists them); "
+                      "ask your partner to run micromance doctor")
     return warned("pairing", f"{paired}; partner offline, last seen {last_seen}",
                   "their unit may be off or without network: ask them to run micromance doctor")
 
@@ -524,8 +562,9 @@ def _opened(pair: Any, topic: str, payload: bytes | None) -> Any:
     from micromance import protocol
 
     try:
+        _, partner = protocol.pair_names(pair.key, pair.device_id, pair.partner_id)
         return protocol.open_sealed(payload, key=pair.key, topic=topic,
-                                    expected_sender=pair.partner_id)
+                                    expected_sender=partner.member)
     except (protocol.ProtocolError, ValueError):
         return None
 
@@ -542,15 +581,16 @@ def check_wifi(ctx: Context) -> Result:
     return passed("wifi", "Wi-Fi power saving is off (wlan0)")
 
 
-#: (name, check, needs a valid config), in the order a unit depends on them.
-CHECKS: tuple[tuple[str, Callable[[Context], Result], bool], ...] = (
+#: (name, check, needs a valid config), in the order a unit depends on them. A check returns
+#: one result, or one per thing it checks (the brokers).
+CHECKS: tuple[tuple[str, Callable[[Context], Any], bool], ...] = (
     ("config", check_config, False),
     ("i2c", check_i2c, True),
     ("display", check_display, True),
     ("gpio", check_gpio, True),
     ("pins", check_pins, True),
     ("clock", check_clock, False),
-    ("broker", check_broker, True),
+    ("broker", check_brokers, True),
     ("pairing", check_pairing, True),
     ("wifi", check_wifi, False),
 )
@@ -567,21 +607,22 @@ def diagnose(config_arg: str | None = None, probes: Probes | None = None) -> Ite
             if needs_config and ctx.config is None:
                 yield skipped(name, "skipped: the config must be valid first")
                 continue
-            yield _guarded(name, check, ctx)
+            yield from _guarded(name, check, ctx)
     finally:
         for cleanup in ctx.cleanups:
             cleanup()
 
 
-def _guarded(name: str, check: Callable[[Context], Result], ctx: Context) -> Result:
+def _guarded(name: str, check: Callable[[Context], Any], ctx: Context) -> list[Result]:
     """A check that crashes is a failed check with its reason, never a traceback."""
     try:
-        return check(ctx)
+        outcome = check(ctx)
     except MicromanceError as error:
-        return failed(name, error.message, error.fix or "see the message")
+        return [failed(name, error.message, error.fix or "see the message")]
     except Exception as error:
-        return failed(name, f"the check itself broke ({type(error).__name__}: "
-                      f"{_one_line(error)})", "please report this line as a bug")
+        return [failed(name, f"the check itself broke ({type(error).__name__}: "
+                       f"{_one_line(error)})", "please report this line as a bug")]
+    return outcome if isinstance(outcome, list) else [outcome]
 
 
 def run_doctor(config_arg: str | None = None, probes: Probes | None = None,

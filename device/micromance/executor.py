@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, assert_never
 
-from micromance.config import Config
+from micromance.config import PUBLIC_BROKERS, Config
 from micromance.core import commands as cmd
 from micromance.core import events as ev
 from micromance.core.commands import Command
@@ -112,14 +112,14 @@ class Executor:
                 courier.send_once(MessageType.ACK, wall, sent_total=sent_total,
                                   seqs=tuple(seqs))
             case cmd.PublishState(sent_total=sent_total, streak=streak, seen_seq=seen_seq,
-                                  seen_total=seen_total):
+                                  seen_total=seen_total, broker=broker, skip_seqs=skip):
                 courier.send_once(MessageType.STATE, wall, sent_total=sent_total,
                                   streak=streak, seen_seq=seen_seq, seen_total=seen_total,
-                                  retained=True)
+                                  retained=True, broker=broker, skip_seqs=skip)
             case cmd.DropFromOutbox(seqs=seqs):
                 courier.delivered(seqs)
-            case cmd.Redeliver():
-                courier.redeliver()
+            case cmd.Redeliver(broker=broker):
+                courier.redeliver(broker)
             case cmd.CheckStorage():
                 try:
                     store.check_writable()
@@ -138,8 +138,10 @@ class Executor:
             case cmd.StopPairing():
                 self._room.close()
             case cmd.SavePair(result=result):
+                # A pair made over the shipped public brokers keeps that list for good.
+                brokers = () if self._config.brokers else PUBLIC_BROKERS
                 courier.switch(Pair(result.pair_id, result.key, self._device_id,
-                                    result.partner_id))
+                                    result.partner_id, brokers=brokers))
             case cmd.ForgetPair():
                 log.info("the partner unpaired the units: forgetting the pair")
                 courier.switch(None)

@@ -204,7 +204,7 @@ class Runtime:
             device_id = store.device_id()  # pair.json's when paired: survives the database
             courier = self.courier = Courier(config, store, device_id, self.post,
                                              self.loop.wake, self._client_factory)
-            room = PairingRoom(config.broker, device_id, self.post,
+            room = PairingRoom(config.pairing_brokers, config.room, self.post,
                                client_factory=self._client_factory)
             self.executor = Executor(config, store=store, display=display, panel=panel,
                                      courier=courier, room=room, live=self.live,
@@ -273,8 +273,8 @@ class Runtime:
 
     def _loop(self, stepper: Stepper, courier: Courier, calendar: CalendarTimers,
               device_id: str) -> None:
-        def sources() -> tuple[Source, ...]:
-            return (courier.link,) if courier.link is not None else ()
+        def sources() -> list[Source]:
+            return list(courier.links)
 
         timers: list[Timer] = [
             Alarm(lambda: stepper.seconds_until_deadline(self.clock.monotonic())),

@@ -109,11 +109,18 @@ def collect_status(config: Config) -> dict[str, Any]:
         "received_total": 0,
         "today": 0,
         "streak": 0,
+        "together_total": 0,
         "outbox": 0,
         "rejected": 0,
+        "duplicates": 0,
+        "brokers": [],
         "last_events": [],
     }
     pair = load_pair(config.state_dir)
+    from micromance.link.courier import brokers_for
+
+    report["brokers"] = [{"host": b.host, "port": b.port, "tls": b.tls, "connected": False,
+                          "error": ""} for b in brokers_for(config, pair)]
     if pair is not None:
         # The daemon's id is pair.json's when paired (Store.device_id), whatever the database.
         report.update(paired=True, pair_id=pair.pair_id[:8], partner_id=pair.partner_id,
@@ -121,7 +128,9 @@ def collect_status(config: Config) -> dict[str, Any]:
     live = read_live_facts(config)
     if live:
         report.update(link=live["link"], partner=live["partner"], rejected=live["rejected"],
+                      duplicates=live.get("duplicates", 0),
                       partner_name=live.get("partner_name", ""), running=True)
+        _merge_brokers(report["brokers"], live.get("brokers", []))
     else:
         report["running"] = False
     if store is None:
@@ -135,11 +144,25 @@ def collect_status(config: Config) -> dict[str, Any]:
             received_total=counters.received_total,
             today=counters.today,
             streak=counters.streak,
+            together_total=counters.together_total,
             last_events=store.recent_events(10),
         )
     finally:
         store.close()
     return report
+
+
+def _merge_brokers(brokers: list[dict[str, Any]], live: list[Any]) -> None:
+    """What the daemon reported of each broker (host:port, connected, last error)."""
+    by_where = {f"{b['host']}:{b['port']}": b for b in brokers}
+    for entry in live:
+        try:
+            where, connected, error = entry
+        except (TypeError, ValueError):
+            continue
+        broker = by_where.get(where)
+        if broker is not None:
+            broker.update(connected=bool(connected), error=str(error))
 
 
 def read_live_facts(config: Config) -> dict[str, Any] | None:
@@ -168,9 +191,12 @@ def format_status(report: dict[str, Any]) -> str:
         f"paired:   {'yes, pair ' + report['pair_id'] if report['paired'] else 'no'}",
         f"link:     {report['link']}, partner {report['partner']}",
         f"thanks:   {report['sent_total']} sent, {report['received_total']} received, "
-        f"{report['today']} today",
+        f"{report['today']} today; together {report['together_total']} times",
         f"outbox:   {report['outbox']} waiting; rejected messages: {report['rejected']}",
     ]
+    for broker in report["brokers"]:
+        state = "connected" if broker["connected"] else (broker["error"] or "not connected")
+        lines.append(f"broker:   {broker['host']}:{broker['port']}  {state}")
     if report["last_events"]:
         lines.append("recent:")
         lines += [f"  {e['at']}  {e['kind']} {e['detail']}".rstrip()

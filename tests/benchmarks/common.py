@@ -187,29 +187,53 @@ def _filesystem_of(path: Path) -> str:
 # --- a unit's files ---------------------------------------------------------------------------
 
 
-def config_text(state_dir: Path, port: int, name: str = "Sam") -> str:
-    """A desktop unit: dummy display, no quiet hours, the private broker without TLS."""
+Ports = int | tuple[int, ...]
+
+
+def _ports(port: Ports) -> tuple[int, ...]:
+    return (port,) if isinstance(port, int) else port
+
+
+def config_text(state_dir: Path, port: Ports, name: str = "Sam") -> str:
+    """A desktop unit: dummy display, no quiet hours, the private broker(s) without TLS.
+
+    One port is written as ``[broker]``, several as ``[[broker]]`` tables.
+    """
+    ports = _ports(port)
+    if len(ports) == 1:
+        brokers = f'[broker]\nhost = "127.0.0.1"\nport = {ports[0]}\ntls = false\n'
+    else:
+        brokers = "".join(f'[[broker]]\nhost = "127.0.0.1"\nport = {p}\ntls = false\n'
+                          for p in ports)
     return (
         f'[device]\nname = "{name}"\n'
         '[display]\ndriver = "dummy"\n'
         "[quiet_hours]\nenabled = false\n"
-        f'[broker]\nhost = "127.0.0.1"\nport = {port}\ntls = false\n'
+        f"{brokers}"
         f'[paths]\nstate_dir = "{state_dir}"\n'
         '[logging]\nlevel = "info"\n'
     )
 
 
-def write_config(directory: Path, port: int, name: str) -> Path:
+def write_config(directory: Path, port: Ports, name: str) -> Path:
     path = directory.with_suffix(".toml")
     path.write_text(config_text(directory, port, name))
     return path
 
 
-def desk_config(state_dir: Path, port: int, name: str) -> Any:
+def desk_config(state_dir: Path, port: Ports, name: str) -> Any:
     """The same unit as a Config object, for in-process runtimes (as the tests build it)."""
+    import dataclasses
+
+    from micromance.config import BrokerConfig
     from tests.units import desk_config as test_unit_config
 
-    return test_unit_config(state_dir, name=name, broker_port=port)
+    ports = _ports(port)
+    config = test_unit_config(state_dir, name=name, broker_port=ports[0])
+    if len(ports) == 1:
+        return config
+    return dataclasses.replace(config, broker_tables=tuple(
+        BrokerConfig(host="127.0.0.1", port=p, tls=False) for p in ports))
 
 
 # --- a unit in its own process ------------------------------------------------------------------
@@ -424,7 +448,7 @@ def private_broker(base: Path) -> Iterator[Any]:
 class InProcessUnit:
     """A Runtime on a thread with its own MockFactory; observers record commands with times."""
 
-    def __init__(self, state_dir: Path, port: int, name: str) -> None:
+    def __init__(self, state_dir: Path, port: Ports, name: str) -> None:
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 
         from micromance.runtime import Runtime

@@ -39,6 +39,7 @@ from tests.benchmarks.common import (
     LINK_UP_LINE,
     UP_LINE,
     InProcessUnit,
+    Ports,
     UnitProcess,
     check,
     paired_dirs,
@@ -165,7 +166,9 @@ def _time_pin(pin: Any, sink: list[float]) -> None:
     pin._change_state = change_state
 
 
-def press_to_light(base: Path, port: int, presses: int, warmup: int) -> dict[str, Any]:
+def press_to_light(base: Path, port: Ports, presses: int, warmup: int, links_up: int = 1
+                   ) -> dict[str, Any]:
+    """``links_up``: how many of the units' brokers must be connected before the first press."""
     from micromance.core import commands as cmd
     from micromance.core.events import LinkState
 
@@ -192,7 +195,9 @@ def press_to_light(base: Path, port: int, presses: int, warmup: int) -> dict[str
             _time_pin(b.factory.pin(LED_PIN), lit_at)
             for unit in (a, b):
                 unit.wait_until(lambda u=unit: u.runtime.state.partner.link is LinkState.CONNECTED
-                                and u.runtime.state.partner.online is True, what="link up")
+                                and u.runtime.state.partner.online is True
+                                and sum(link.connected for link in u.runtime.state.partner.links)
+                                >= links_up, what="link up")
             rows = []
             for i in range(warmup + presses):
                 _settle(a, b)

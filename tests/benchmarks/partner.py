@@ -22,12 +22,11 @@ class RawPartner:
     """Plays the partner of ``pair`` (the unit's own Pair): sends thanks, counts acks."""
 
     def __init__(self, pair: Any, port: int, name: str = "Alex") -> None:
-        from micromance.protocol import Topics
+        from micromance.protocol import pair_names
 
         self.pair = pair
         self.name = name
-        self.mine = Topics(pair.pair_id, pair.partner_id)     # the partner's topics
-        self.unit = Topics(pair.pair_id, pair.device_id)      # the unit's topics
+        self.unit, self.mine = pair_names(pair.key, pair.device_id, pair.partner_id)
         self.acked: set[int] = set()
         self.acks = 0              # ack messages received
         self.rejected = 0
@@ -43,7 +42,7 @@ class RawPartner:
         """Sealed ``online`` (a seq of its own, far from the thanks' 1, 2, 3...)."""
         from micromance.protocol import Message, format_time, seal
 
-        message = Message(type="presence", sender=self.pair.partner_id, seq=PRESENCE_SEQ,
+        message = Message(type="presence", sender=self.mine.member, seq=PRESENCE_SEQ,
                           time=format_time(datetime.now().astimezone()), name=self.name,
                           sent_total=0, online=True)
         return seal(message, key=self.pair.key, topic=self.mine.presence)
@@ -53,7 +52,7 @@ class RawPartner:
 
         try:
             opened = open_sealed(message.payload, key=self.pair.key, topic=message.topic,
-                                 expected_sender=self.pair.device_id)
+                                 expected_sender=self.unit.member)
         except ProtocolError:
             with self._changed:
                 self.rejected += 1
@@ -78,7 +77,7 @@ class RawPartner:
                 if not self._changed.wait_for(lambda s=seq: s - len(self.acked) <= window,
                                               timeout):
                     raise RuntimeError(f"partner: no ack for {window} thanks within {timeout}s")
-            message = Message(type="thanks", sender=self.pair.partner_id, seq=seq, time=now,
+            message = Message(type="thanks", sender=self.mine.member, seq=seq, time=now,
                               name=self.name, sent_total=seq)
             self.last_payload = seal(message, key=self.pair.key, topic=self.mine.events)
             self.client.publish(self.mine.events, self.last_payload, qos=1)

@@ -26,7 +26,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 #: In this order: the latency first, on a quiet machine; scale last, as it loads it most.
-FIGURES = ("latency", "idle", "memory", "startup", "disk", "replay", "display", "scale")
+FIGURES = ("latency", "brokers", "idle", "memory", "startup", "disk", "replay", "display",
+           "scale")
 
 
 def main(argv: list[str] | None = None) -> int:

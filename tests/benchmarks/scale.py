@@ -142,8 +142,8 @@ def _worker(index: int, port: int, pairs: list[int], plan: list[list[Any]]) -> d
 
     from micromance.protocol import (
         Message,
+        Names,
         ProtocolError,
-        Topics,
         format_time,
         new_device_id,
         new_key,
@@ -167,8 +167,8 @@ def _worker(index: int, port: int, pairs: list[int], plan: list[list[Any]]) -> d
                      partner: str) -> None:
             self.pair, self.side, self.key = pair, side, key
             self.me, self.partner = me, partner
-            self.topics = Topics(pair_id, me)
-            self.partner_topics = Topics(pair_id, partner)
+            self.topics = Names.derive(key, me)
+            self.partner_topics = Names.derive(key, partner)
             self.seq = 0
             self.client: Any = None
 

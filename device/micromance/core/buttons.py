@@ -1,9 +1,10 @@
 """Press and hold detection from raw button edges, measured with the injected clock.
 
 Two buttons carry everything, so timing is the vocabulary: a THANKS release is a press, a
-NEXT held for 2 s is "done", both held together for 5 s is "pair". Once both buttons were
-down together the gesture is a chord: releasing them yields nothing unless it lasted 5 s,
-so starting a pairing never sends a stray thank-you.
+NEXT held for 2 s is "done", both held together for 5 s is "pair", both pressed together and
+let go sooner is "your week". Once both buttons were down together the gesture is a chord:
+it never also counts as a press of either button, so starting a pairing never sends a stray
+thank-you (giving up on one before 5 s shows the week, which changes nothing).
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def release(buttons: Buttons, button: Button, at: float) -> tuple[Buttons, list[
     if down_at is None:
         return buttons, []
     buttons, gestures = expire(buttons, at)
-    if not buttons.fired and buttons.chord_since is None:
+    if not buttons.fired and buttons.chord_since is not None:
+        # A short chord: the week, at the first release (the second one then means nothing).
+        gestures.append(Gesture.BOTH_PRESS)
+        buttons = replace(buttons, fired=True)
+    elif not buttons.fired:
         if button is Button.THANKS:
             gestures.append(Gesture.THANKS_PRESS)
         else:

@@ -34,6 +34,9 @@ class LiveFacts:
     partner_name: str
     outbox: int
     rejected: int
+    duplicates: int = 0
+    #: (host:port, connected, last error) of each broker, in the unit's order.
+    brokers: tuple[tuple[str, bool, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,10 @@ class PublishState(Durable):
     streak: int
     seen_seq: int = 0
     seen_total: int = 0
+    broker: int | None = None   # only on this broker (it just connected); None: on all
+    #: Seqs to leave unused before this summary's: one per thank-you a catch-up added back,
+    #: so the partner's bound holds (a total rises by at most as many as the seqs used).
+    skip_seqs: int = 0
 
 
 @dataclass(frozen=True)
@@ -155,7 +162,9 @@ class DropFromOutbox(Durable):
 
 @dataclass(frozen=True)
 class Redeliver:
-    """Publish everything still in the outbox again."""
+    """Publish everything still in the outbox again (on one broker, or on all)."""
+
+    broker: int | None = None
 
 
 @dataclass(frozen=True)

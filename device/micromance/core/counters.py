@@ -1,9 +1,21 @@
-"""The numbers a unit keeps: grow-only totals, today's count, the done streak, what waits."""
+"""The numbers a unit keeps: grow-only totals, today's count, the done streak, what waits,
+the last week's counts, and the shared moments.
+
+The store keeps them as JSON (``asdict``), so tuples come back as lists and a damaged or older
+record may lack fields or hold odd values: ``__post_init__`` puts every field back into shape
+and never raises, so a bad field costs that field, not the counts.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import Any
+
+#: Days the week screen shows (today and the six before it).
+WEEK_DAYS = 7
+#: Press times kept per side for "Together" (a burst of presses is still matched).
+PRESSES_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -19,6 +31,31 @@ class Counters:
     pending: int = 0                   # partner's thank-yous not yet acknowledged
     partner_name: str = ""
     received_seq: int = 0              # the partner's seq that brought ``received_total``
+    pending_at: str = ""               # when the oldest of them came (ISO, the sender's time)
+    #: Thank-yous both ways per day, ``(ISO date, count)``, the last ``WEEK_DAYS`` days.
+    days: tuple[tuple[str, int], ...] = ()
+    together_total: int = 0            # shared moments: both pressed within minutes
+    together_last: str = ""            # the later press of the last moment (ISO)
+    together_held: bool = False        # a moment came in quiet hours: shown in the morning
+    sent_times: tuple[str, ...] = ()   # our latest presses (ISO), for "Together"...
+    received_times: tuple[str, ...] = ()   # ...and the partner's, from their messages
+    week_shown: str = ""               # the Sunday the week screen last showed by itself
+
+    def __post_init__(self) -> None:
+        for name in ("sent_total", "received_total", "today", "streak", "pending",
+                     "received_seq", "together_total"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                object.__setattr__(self, name, 0)
+        for name in ("day", "last_done_day", "partner_name", "pending_at", "together_last",
+                     "week_shown"):
+            if not isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, "")
+        if not isinstance(self.together_held, bool):
+            object.__setattr__(self, "together_held", False)
+        object.__setattr__(self, "days", _day_counts(self.days))
+        for name in ("sent_times", "received_times"):
+            object.__setattr__(self, name, _strings(getattr(self, name))[-PRESSES_KEPT:])
 
     def today_on(self, day: date) -> int:
         return self.today if self.day == day.isoformat() else 0
@@ -29,4 +66,33 @@ class Counters:
         return self.streak if self.last_done_day in alive else 0
 
     def add_today(self, count: int, day: date) -> Counters:
-        return replace(self, today=self.today_on(day) + count, day=day.isoformat())
+        today = self.today_on(day) + count
+        first = (day - timedelta(days=WEEK_DAYS - 1)).isoformat()
+        kept = tuple((d, n) for d, n in self.days if first <= d < day.isoformat())
+        return replace(self, today=today, day=day.isoformat(),
+                       days=(*kept, (day.isoformat(), today)))
+
+    def week(self, day: date) -> tuple[int, ...]:
+        """Thank-yous both ways on each of the ``WEEK_DAYS`` days up to ``day``, oldest first."""
+        counts = dict(self.days)
+        if self.day:
+            counts[self.day] = self.today  # the day last counted (also from before ``days``)
+        return tuple(counts.get((day - timedelta(days=back)).isoformat(), 0)
+                     for back in range(WEEK_DAYS - 1, -1, -1))
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)):
+        return ()
+    return tuple(item for item in value if isinstance(item, str))
+
+
+def _day_counts(value: Any) -> tuple[tuple[str, int], ...]:
+    if not isinstance(value, (list, tuple)):
+        return ()
+    out = []
+    for item in value:
+        if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str) \
+                and type(item[1]) is int and item[1] >= 0:
+            out.append((item[0], item[1]))
+    return tuple(sorted(out)[-WEEK_DAYS:])

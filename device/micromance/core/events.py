@@ -25,6 +25,7 @@ class Gesture(Enum):
     THANKS_HOLD = "thanks_hold"
     NEXT_PRESS = "next_press"
     NEXT_HOLD = "next_hold"      # 2 s: mark today's gesture done
+    BOTH_PRESS = "both_press"    # both pressed together and let go before 5 s: your week
     BOTH_HOLD = "both_hold"      # 5 s: pairing
 
 
@@ -73,8 +74,13 @@ class LinkState(Enum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LinkChanged(Event):
-    link: LinkState
+class BrokerChanged(Event):
+    """One of the unit's brokers connected, or is not usable (``error`` says why)."""
+
+    broker: int                  # its index in the unit's list
+    where: str                   # host:port, for status
+    connected: bool
+    error: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +91,7 @@ class Delivery(Event):
     """
 
     message: Message
+    broker: int = 0              # which of the unit's brokers it came through
 
 
 @dataclass(frozen=True, kw_only=True)

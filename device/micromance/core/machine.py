@@ -15,7 +15,13 @@ Modes (``state.screen.mode``), and what enters and leaves each:
   until NEXT acknowledges it or ``received_timeout`` passes (then HOME with a pending mark).
 - DONE: NEXT held 2 s marked today's gesture done; leaves after ``DONE_SECONDS``.
 - PAIRING: both buttons held 5 s; THANKS confirms the code, NEXT cancels; the result stays
-  ``PAIRING_RESULT_SECONDS``, or until the next press.
+  ``PAIRING_RESULT_SECONDS``, or until the next press; a new pair then sees HELP.
+- TOGETHER: both partners pressed THANKS within 10 minutes of each other (``moments``): two
+  hearts meet and the light beats three times; leaves after ``TOGETHER_SECONDS`` (to
+  RECEIVED while a thank-you waits). Each unit decides it alone from the two press times, so
+  both show the same moment once; one found in quiet hours waits for the morning.
+- WEEK: the last seven days at a glance; both buttons pressed briefly, or by itself once on
+  Sunday evening; both buttons again show HELP (what the buttons do), again HOME.
 
 Quiet hours sit across all modes: the screen goes dark (or shows a small mark while a thank-you
 waits) and the light never flashes; what arrives gets its moment in the morning.
@@ -25,7 +31,8 @@ sleeps exactly until one is due and sends a ``Tick``: button holds, a mode's ``u
 press blink (``flash_until``), a peek in quiet hours, the received light's timeout, dimming,
 the heart's animation frames, redelivery of the outbox (20 s doubling to 15 min), a prompt
 change held for the next half minute, the pairing session's resends and time limits, the
-quiet-hours boundaries, and the half-minute page turn and pixel shift.
+quiet-hours boundaries, the half-minute page turn and pixel shift, the together light's
+beats, the moment a waiting thank-you starts to say when it came, and Sunday evening.
 
 Outputs (frame, light, contrast, panel power, live facts) are *derived* from the state and
 emitted only when they change, so an idle unit produces no commands and the display is
@@ -40,6 +47,7 @@ from datetime import datetime
 from micromance.core import buttons as button_timing
 from micromance.core import commands as cmd
 from micromance.core import events as ev
+from micromance.core import moments
 from micromance.core.commands import Command, LightMode, LiveFacts
 from micromance.core.counters import Counters
 from micromance.core.events import Gesture, LinkState
@@ -49,16 +57,23 @@ from micromance.core.state import (
     DONE_SECONDS,
     FLASH_SECONDS,
     FRAME_SECONDS,
+    HELP_SECONDS,
     MAX_RISE,
+    MISSED_AFTER,
     PAGE_SECONDS,
     PAIRING_RESULT_SECONDS,
     PEEK_SECONDS,
+    REACK_AFTER,
     REACK_SECONDS,
+    RECENT_ACCEPTS,
     REDELIVER_FIRST,
     REDELIVER_MAX,
     REDELIVER_MIN_GAP,
     SENT_SECONDS,
     STORAGE_RETRY_SECONDS,
+    TOGETHER_SECONDS,
+    WEEK_SECONDS,
+    BrokerLink,
     Mode,
     Outputs,
     Partner,
@@ -67,6 +82,7 @@ from micromance.core.state import (
     Settings,
     State,
     animation_frame,
+    animation_frames,
     half_minutes,
     is_bright,
     is_flashing,
@@ -76,6 +92,7 @@ from micromance.core.state import (
     panel_on,
 )
 from micromance.core.view import shift_of, view_of
+from micromance.core.when import parse_time, stamp
 from micromance.protocol import (
     MAX_TOTAL,
     SEQS_PER_SECOND,
@@ -123,10 +140,13 @@ def initial_state(
 def step(state: State, event: ev.Event) -> tuple[State, list[Command]]:
     """Apply one event; return the new state and the commands for the adapters."""
     state = replace(state, at=max(state.at, event.at), wall=event.wall)
+    online_before = state.partner.online
     commands: list[Command] = []
     state = _apply(state, event, commands)
     state = _expire(state, commands)
     state = _follow_quiet_hours(state)
+    state = _follow_presence(state, online_before)
+    state = _moments(state, commands)
     return _emit_outputs(state, commands)
 
 
@@ -148,10 +168,24 @@ def next_deadline(state: State) -> float | None:
         candidates.append(screen.pending_since + state.settings.received_timeout)
     if is_bright(state):
         candidates.append(screen.last_activity + state.settings.dim_after)
-    if screen.mode is Mode.RECEIVED and not is_quiet(state):
-        frame = animation_frame(state)
-        if frame < v.RECEIVED_FRAMES - 1:
+    frames = animation_frames(state)
+    if frames > 1 and not is_quiet(state):
+        frame = animation_frame(state, frames)
+        if frame < frames - 1:
             candidates.append(screen.since + (frame + 1) * FRAME_SECONDS)
+    if screen.together_light_at is not None and not is_night(state):
+        _, change = moments.together_light(at - screen.together_light_at)
+        if change is not None:
+            candidates.append(at + change)
+    if screen.mode is Mode.HELP and not is_quiet(state):  # its page turns
+        candidates.append(screen.since + ((at - screen.since) // PAGE_SECONDS + 1)
+                          * PAGE_SECONDS)
+    missed = _missed_at(state)
+    if missed is not None:
+        candidates.append(at + missed)
+    week = moments.seconds_until_week(state.wall, state.counters.week_shown)
+    if week is not None:
+        candidates.append(at + week)
     change = state.settings.quiet.seconds_until_change(state.wall)
     if change is not None:
         candidates.append(at + change)
@@ -200,16 +234,18 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             return _prompt_change(state, focus=False, out=out)
         case ev.MorningFocus():
             return _prompt_change(state, focus=True, out=out)
-        case ev.Delivery(message=message):
-            return _delivery(state, message, out)
+        case ev.Delivery(message=message, broker=broker):
+            return _delivery(state, message, broker, out)
         case ev.Rejected(reason=reason):
             return _rejected(state, reason, out)
-        case ev.LinkChanged(link=link):
-            state = _partner(state, link=link)
-            if link is not LinkState.CONNECTED:
+        case ev.BrokerChanged(broker=broker, where=where, connected=connected, error=error):
+            state = _link(state, broker, where=where, connected=connected,
+                          error="" if connected else error)
+            if not connected:
                 return state
-            out.append(_state_message(state))
-            return _redeliver_now(state, out)
+            # Our summary there (its retained copy may be older), and what waits, there.
+            state = _publish_summary(state, out, broker)
+            return _redeliver_now(state, out, broker)
         case ev.OutboxChanged(size=size):
             return _outbox_changed(state, size)
         case ev.StorageFailed(reason=reason):
@@ -220,8 +256,7 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
         case ev.PairingBegin(entropy=entropy):
             if state.screen.mode is not Mode.PAIRING or state.session is not None:
                 return state
-            return _pairing_step(state, pairing.begin(state.settings.device_id, entropy,
-                                                      state.at), out)
+            return _pairing_step(state, pairing.begin(entropy, state.at), out)
         case ev.PairingMessage(payload=payload):
             if state.session is None:
                 return state
@@ -255,15 +290,24 @@ def _gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
         return _send_thanks(state, out)
     if gesture is Gesture.NEXT_PRESS:
         if state.pending:
-            counters = replace(state.counters, pending=0)
+            counters = replace(state.counters, pending=0, pending_at="")
             out.append(cmd.SaveCounters(counters))
             out.append(cmd.SendSeen(sent_total=counters.sent_total))
             state = replace(state, counters=counters)
             return _screen(state, pending_since=None, mode=Mode.HOME, until=None)
+        if state.screen.mode in (Mode.TOGETHER, Mode.WEEK, Mode.HELP):
+            return _screen(state, mode=Mode.HOME, until=None)  # close it: the same gesture
         state = _screen(state, mode=Mode.HOME, until=None)
         return _next_prompt(state, focus=False, out=out)[0]
     if gesture is Gesture.NEXT_HOLD:
         return _mark_done(state, out)
+    if gesture is Gesture.BOTH_PRESS:
+        # Your week; again: what the buttons do; again: home.
+        if state.screen.mode is Mode.WEEK:
+            return _go(state, Mode.HELP, state.at + HELP_SECONDS)
+        if state.screen.mode is Mode.HELP:
+            return _screen(state, mode=Mode.HOME, until=None)
+        return _go(state, Mode.WEEK, state.at + WEEK_SECONDS)
     if gesture is Gesture.BOTH_HOLD:
         out.append(cmd.StartPairing())
         return replace(_go(state, Mode.PAIRING), session=None)
@@ -273,10 +317,44 @@ def _gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
 def _send_thanks(state: State, out: list[Command]) -> State:
     counters = replace(state.counters, sent_total=state.counters.sent_total + 1)
     counters = counters.add_today(1, state.wall.date())
+    counters, together = moments.note_press(counters, ours=True, at=state.wall)
     out.append(cmd.SaveCounters(counters))
     out.append(cmd.SendThanks(total=counters.sent_total))
     state = _go(replace(state, counters=counters), Mode.SENT, state.at + SENT_SECONDS)
-    return _screen(state, seen=False, flash_until=state.at + FLASH_SECONDS)
+    state = _screen(state, seen=False, flash_until=state.at + FLASH_SECONDS)
+    return _together(state, out) if together else state
+
+
+def _partner_pressed(state: State, message: Message, out: list[Command]) -> State:
+    """The partner's thank-you (new to us, whatever its total did): its press time joins
+    ours for "Together"."""
+    sent = parse_time(message.time)
+    if sent is None:
+        return state
+    counters, together = moments.note_press(state.counters, ours=False, at=sent)
+    _save_counters(out, counters)
+    state = replace(state, counters=counters)
+    return _together(state, out) if together else state
+
+
+def _save_counters(out: list[Command], counters: Counters) -> None:
+    """Persist ``counters`` once in this step: an earlier save of the step is replaced."""
+    out[:] = [c for c in out if not isinstance(c, cmd.SaveCounters)]
+    out.append(cmd.SaveCounters(counters))
+
+
+def _together(state: State, out: list[Command]) -> State:
+    """A shared moment was found (and counted): show it now, or hold it for the morning."""
+    if is_night(state) or state.screen.mode is Mode.PAIRING:
+        counters = replace(state.counters, together_held=True)
+        _save_counters(out, counters)
+        return replace(state, counters=counters)
+    return _show_together(state)
+
+
+def _show_together(state: State) -> State:
+    state = _go(state, Mode.TOGETHER, state.at + TOGETHER_SECONDS)
+    return _screen(state, together_light_at=state.at, last_activity=state.at)
 
 
 def _mark_done(state: State, out: list[Command]) -> State:
@@ -301,9 +379,11 @@ def _partner_total(state: State, message: Message, out: list[Command]) -> State:
     added = message.sent_total - counters.received_total
     if added <= 0:
         return state
+    # The oldest that waits says when it came ("From Sam · 2 h ago"): the sender's time.
+    came = counters.pending_at if state.pending else _sent_at(state, message)
     counters = replace(counters, received_total=message.sent_total, received_seq=message.seq,
                        pending=state.pending + added,
-                       partner_name=message.name or state.sender)
+                       partner_name=message.name or state.sender, pending_at=came)
     counters = counters.add_today(added, state.wall.date())
     out.append(cmd.SaveCounters(counters))
     state = replace(state, counters=counters)
@@ -314,20 +394,29 @@ def _partner_total(state: State, message: Message, out: list[Command]) -> State:
                    last_activity=state.at)
 
 
-def _seen(state: State) -> State:
+def _seen(state: State, message: Message) -> State:
     if state.screen.mode in (Mode.HOME, Mode.SENT):
-        return _screen(_go(state, Mode.SENT, state.at + SENT_SECONDS), seen=True)
+        state = _go(state, Mode.SENT, state.at + SENT_SECONDS)
+        seen_at = parse_time(_sent_at(state, message))
+        return _screen(state, seen=True, seen_at=seen_at)
     return state
 
 
-def _delivery(state: State, message: Message, out: list[Command]) -> State:
-    """A sealed message from the partner: new ones act, replays are refused and counted."""
+def _sent_at(state: State, message: Message) -> str:
+    """When the partner sent ``message`` (its ``time``), never later than our now."""
+    sent = parse_time(message.time)
+    return stamp(state.wall if sent is None or sent > state.wall else sent)
+
+
+def _delivery(state: State, message: Message, broker: int, out: list[Command]) -> State:
+    """A sealed message from the partner: new ones act; a copy of one we had (from another
+    broker, a redelivery, a replay) is counted as a duplicate and changes nothing."""
     window, counters = state.partner.window, state.counters
     implausible = _implausible(state, message)
     if implausible:
         return _rejected(state, implausible, out)
     if message.type is MessageType.PRESENCE:
-        return _presence(state, message, out)
+        return _presence(state, message, broker, out)
     if message.type is MessageType.STATE:
         # The retained summary comes again on every reconnect; it only ever raises totals,
         # and it says what the partner saw of us.
@@ -338,25 +427,28 @@ def _delivery(state: State, message: Message, out: list[Command]) -> State:
         state = _tell_what_we_saw(state, message.seq, out)
         return _partner_total(state, message, out)
     if not window.check(message.seq):
-        if message.type is not MessageType.ACK:
+        if message.type is not MessageType.ACK and not _just_accepted(state, message.seq):
             state = _reack(state, message.seq, out)  # our first ack may have been lost
-        return _rejected(state, "replayed", out)
+        return _partner(state, duplicates=state.partner.duplicates + 1)
     window = window.accept(message.seq)
     out.append(cmd.SaveWindow(window.to_json()))
-    state = _partner(state, window=window)
+    accepted = (*state.partner.accepted, (message.seq, state.at))[-RECENT_ACCEPTS:]
+    state = _partner(state, window=window, accepted=accepted)
     if message.type is MessageType.ACK:
         out.append(cmd.DropFromOutbox(tuple(message.seqs)))
         return state
     if message.type is MessageType.UNPAIR:
         out.append(cmd.ForgetPair())
         state = _partner(state, paired=False, window=ReplayWindow(), outbox=0, online=None,
-                         redeliver_at=None)
+                         redeliver_at=None, links=_forgotten(state.partner.links))
         return _screen(state, problem=v.ProblemView("Unpaired",
                                                     f"{message.name} unpaired the units"))
     out.append(cmd.SendAck((message.seq,), sent_total=counters.sent_total))
     state = _partner_total(state, message, out)
     if message.type is MessageType.SEEN:
-        return _seen(state)
+        return _seen(state, message)
+    if message.type is MessageType.THANKS:
+        return _partner_pressed(state, message, out)
     return state
 
 
@@ -379,17 +471,47 @@ def _implausible(state: State, message: Message) -> str:
     return ""
 
 
-def _presence(state: State, message: Message, out: list[Command]) -> State:
-    """Sealed and retained: the newest presence wins, an older one is a replay."""
-    window = state.partner.window
-    if not window.newer_presence(message.seq):
-        if message.seq < window.presence:
-            return _rejected(state, "replayed", out)
+def _presence(state: State, message: Message, broker: int, out: list[Command]) -> State:
+    """Sealed and retained, one per broker (each connection has its own Last Will): on each
+    broker the newest wins, and the partner is online when it is online on any of them."""
+    link = _link_of(state, broker)
+    if message.seq <= link.presence_seq:
+        if message.seq < link.presence_seq:
+            return _partner(state, duplicates=state.partner.duplicates + 1)
         return state  # the retained copy once more, after a reconnect
-    window = window.accept_presence(message.seq)
-    out.append(cmd.SaveWindow(window.to_json()))
-    state = _partner(state, window=window, online=message.online)
-    return _redeliver_now(state, out) if message.online else state
+    was_online = link.partner_online
+    state = _link(state, broker, presence_seq=message.seq, partner_online=message.online)
+    if message.online and not was_online:
+        return _redeliver_now(state, out, broker)  # it appeared there: what waits, there
+    return state
+
+
+def _link_of(state: State, broker: int) -> BrokerLink:
+    return next((link for link in state.partner.links if link.index == broker),
+                BrokerLink(broker))
+
+
+def _link(state: State, broker: int, **changes: object) -> State:
+    """One broker's record changed: the summary (link, online) follows."""
+    link = replace(_link_of(state, broker), **changes)  # type: ignore[arg-type]
+    links = tuple(sorted((*(li for li in state.partner.links if li.index != broker), link),
+                         key=lambda li: li.index))
+    seen = [li.partner_online for li in links if li.partner_online is not None]
+    return _partner(state, links=links,
+                    link=LinkState.CONNECTED if any(li.connected for li in links)
+                    else LinkState.CONNECTING,
+                    online=any(seen) if seen else None)
+
+
+def _forgotten(links: tuple[BrokerLink, ...]) -> tuple[BrokerLink, ...]:
+    """The brokers stay; what they told of the partner goes with the pair."""
+    return tuple(replace(li, presence_seq=0, partner_online=None, redelivered_at=None)
+                 for li in links)
+
+
+def _just_accepted(state: State, seq: int) -> bool:
+    """A copy of a message taken moments ago (another broker's): no ack again for it."""
+    return any(s == seq and state.at - at < REACK_AFTER for s, at in state.partner.accepted)
 
 
 def _catch_up(state: State, seen_seq: int, seen_total: int, out: list[Command]) -> State:
@@ -411,17 +533,33 @@ def _catch_up(state: State, seen_seq: int, seen_total: int, out: list[Command]) 
     counters = replace(state.counters, sent_total=state.counters.sent_total + added)
     out.append(cmd.SaveCounters(counters))
     state = _partner(replace(state, counters=counters), lost_added=lost)
-    out.append(_state_message(state))
-    return state
+    return _publish_summary(state, out, skip_seqs=added)
 
 
 def _tell_what_we_saw(state: State, seq: int, out: list[Command]) -> State:
     """Our summary, in answer to a new summary of the partner's (one with a seq we did not
-    answer yet): replaying its old summaries cannot make us publish without end."""
+    answer yet), when it says more than the one we published last (that one is retained on
+    the broker, the partner has it). So replaying its old summaries cannot make us publish
+    without end, and two units do not answer each other's answers for ever."""
     if seq <= state.partner.told_seq:
         return state
-    out.append(_state_message(state))
-    return _partner(state, told_seq=seq)
+    state = _partner(state, told_seq=seq)
+    if _summary_numbers(_state_message(state)) == state.partner.told:
+        return state
+    return _publish_summary(state, out)
+
+
+def _publish_summary(state: State, out: list[Command], broker: int | None = None,
+                     skip_seqs: int = 0) -> State:
+    """Our summary, out on every broker (remembered as told), or on ``broker``'s only (the
+    others may still hold an older one: not remembered)."""
+    message = replace(_state_message(state), broker=broker, skip_seqs=skip_seqs)
+    out.append(message)
+    return state if broker is not None else _partner(state, told=_summary_numbers(message))
+
+
+def _summary_numbers(message: cmd.PublishState) -> tuple[int, ...]:
+    return (message.sent_total, message.streak, message.seen_seq, message.seen_total)
 
 
 def _state_message(state: State) -> cmd.PublishState:
@@ -464,19 +602,20 @@ def _outbox_changed(state: State, size: int) -> State:
     return _partner(state, outbox=size)
 
 
-def _redeliver_now(state: State, out: list[Command]) -> State:
-    """Send the outbox again now, unless that happened moments ago (then at the earliest
-    moment allowed): no input can make the unit send its outbox more than a few times a
-    minute."""
+def _redeliver_now(state: State, out: list[Command], broker: int) -> State:
+    """Send the outbox again on ``broker`` (it connected, or the partner appeared there) now,
+    unless that happened there moments ago (then the next timer round covers it): no input
+    can make the unit send its outbox more than a few times a minute on any broker."""
     partner = state.partner
     if not partner.outbox:
         return state
-    if partner.last_redeliver is not None \
-            and state.at < partner.last_redeliver + REDELIVER_MIN_GAP:
-        soon = partner.last_redeliver + REDELIVER_MIN_GAP
+    done = _link_of(state, broker).redelivered_at
+    if done is not None and state.at < done + REDELIVER_MIN_GAP:
+        soon = done + REDELIVER_MIN_GAP
         return _partner(state, redeliver_at=min(partner.redeliver_at or soon, soon))
-    out.append(cmd.Redeliver())
-    return _partner(state, redeliver_backoff=REDELIVER_FIRST, last_redeliver=state.at,
+    out.append(cmd.Redeliver(broker))
+    state = _link(state, broker, redelivered_at=state.at)
+    return _partner(state, redeliver_backoff=REDELIVER_FIRST,
                     redeliver_at=state.at + REDELIVER_FIRST)
 
 
@@ -510,7 +649,7 @@ def _pairing_step(state: State, step: pairing.Step, out: list[Command]) -> State
     out.append(cmd.SaveCounters(counters))
     state = _partner(replace(state, counters=counters), paired=True, window=ReplayWindow(),
                      outbox=0, link=LinkState.CONNECTING, online=None, start_total=0,
-                     lost_added=0)
+                     lost_added=0, links=_forgotten(state.partner.links))
     return _screen(state, problem=None)
 
 
@@ -555,10 +694,14 @@ def _expire(state: State, out: list[Command]) -> State:
         state = _pairing_step(state, pairing.tick(session, at), out)
     if state.screen.until is not None and at >= state.screen.until:
         back = Mode.RECEIVED if state.pending and is_pulsing(state) else Mode.HOME
+        until = None
         if state.screen.mode is Mode.PAIRING:
             out.append(cmd.StopPairing())
+            if state.session is not None and state.session.result is not None \
+                    and back is Mode.HOME:
+                back, until = Mode.HELP, at + HELP_SECONDS  # a new pair: what buttons do
             state = replace(state, session=None)
-        state = _go(state, back)
+        state = _go(state, back, until)
     if state.screen.mode is Mode.RECEIVED and not is_pulsing(state):
         state = _screen(state, mode=Mode.HOME)  # timed out: home shows the pending mark
     if state.screen.peek_until is not None and at >= state.screen.peek_until:
@@ -574,7 +717,8 @@ def _expire(state: State, out: list[Command]) -> State:
         backoff = min(partner.redeliver_backoff * 2, REDELIVER_MAX)
         if partner.outbox and partner.link is LinkState.CONNECTED:
             out.append(cmd.Redeliver())
-            state = _partner(state, last_redeliver=at)
+            state = _partner(state, last_redeliver=at,
+                             links=tuple(replace(li, redelivered_at=at) for li in partner.links))
         state = _partner(state, redeliver_backoff=backoff, redeliver_at=at + backoff)
     partner = state.partner
     if partner.reack and partner.reack_at is not None and at >= partner.reack_at:
@@ -598,6 +742,45 @@ def _follow_quiet_hours(state: State) -> State:
     return state
 
 
+def _follow_presence(state: State, online_before: bool | None) -> State:
+    """The partner went offline: remember when ("Alex away since 18:05")."""
+    online, away = state.partner.online, state.partner.away_since
+    if online is False and online_before is True:
+        return _partner(state, away_since=state.wall)
+    if online is not False and away is not None:
+        return _partner(state, away_since=None)
+    return state
+
+
+def _moments(state: State, out: list[Command]) -> State:
+    """What waited for a calm moment: a "Together" held through the night, and the week
+    screen on Sunday evening. Never in quiet hours, and only over a screen at rest."""
+    if is_night(state):
+        return state
+    mode = state.screen.mode
+    counters = state.counters
+    if counters.together_held and mode in (Mode.HOME, Mode.RECEIVED, Mode.SENT, Mode.DONE):
+        counters = replace(counters, together_held=False)
+        _save_counters(out, counters)
+        return _show_together(replace(state, counters=counters))
+    if mode is Mode.HOME and moments.week_due(state.wall, counters.week_shown):
+        counters = replace(counters, week_shown=state.wall.date().isoformat())
+        _save_counters(out, counters)
+        state = _go(replace(state, counters=counters), Mode.WEEK, state.at + WEEK_SECONDS)
+        return _screen(state, last_activity=state.at)
+    return state
+
+
+def _missed_at(state: State) -> float | None:
+    """Seconds until the oldest waiting thank-you has waited ``MISSED_AFTER`` (then the
+    screen says when it came); None when nothing waits or it says so already."""
+    came = parse_time(state.counters.pending_at) if state.pending else None
+    if came is None:
+        return None
+    left = MISSED_AFTER - (state.wall - came).total_seconds()
+    return left if left > 0 else None
+
+
 # --- outputs -------------------------------------------------------------------------------
 
 
@@ -605,6 +788,10 @@ def _light(state: State) -> LightMode:
     """Breathing while a thank-you waits, a short steady blink after a press, never at night."""
     if is_night(state):
         return LightMode.OFF
+    if state.screen.together_light_at is not None:
+        beat, _ = moments.together_light(state.at - state.screen.together_light_at)
+        if beat is not None:  # "ba-dum" three times: the light's own shared moment
+            return LightMode.ON if beat else LightMode.OFF
     if is_pulsing(state):
         return LightMode.PULSE
     return LightMode.ON if is_flashing(state) else LightMode.OFF
@@ -619,6 +806,8 @@ def _live_facts(state: State) -> LiveFacts:
         partner_name=state.sender,
         outbox=partner.outbox,
         rejected=partner.rejected,
+        duplicates=partner.duplicates,
+        brokers=tuple((li.where, li.connected, li.error) for li in partner.links),
     )
 
 

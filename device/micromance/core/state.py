@@ -21,6 +21,10 @@ from micromance.screens import views as v
 
 SENT_SECONDS = 4.0          # how long "Sent ♥" / "Seen ✓" stays up
 DONE_SECONDS = 4.0
+TOGETHER_SECONDS = 10.0     # the shared moment ("Together") stays up this long...
+WEEK_SECONDS = 30.0         # ...the week at a glance...
+HELP_SECONDS = 60.0         # ...and the button help (two pages on a 128x32 panel)
+MISSED_AFTER = 600.0        # a thank-you that waited longer than this says when it came
 PAIRING_RESULT_SECONDS = 6.0
 FLASH_SECONDS = 0.15        # the light's "press taken" blink (the loop turns it off)
 FRAME_SECONDS = 0.12        # heart animation: about 8 frames a second, then still
@@ -30,6 +34,8 @@ REDELIVER_FIRST = 20.0      # unacknowledged messages go out again after this lo
 REDELIVER_MAX = 900.0       # ...doubling each time up to this
 REDELIVER_MIN_GAP = 10.0    # and never more often than this, whatever arrives
 REACK_SECONDS = 5.0         # duplicates are acknowledged again at most this often, in one ack
+REACK_AFTER = 2.0           # ...and not at all when they are moments old (another broker's)
+RECENT_ACCEPTS = 32         # the partner's latest messages remembered for that
 STORAGE_RETRY_SECONDS = 30.0   # a failed commit: try a small write this often until it works
 #: A partner numbers its messages from its wall clock (``SEQS_PER_SECOND``): a seq further
 #: ahead of ours than this (a year, for a clock not yet set) is not plausible.
@@ -67,6 +73,9 @@ class Mode(Enum):
     RECEIVED = "received"
     DONE = "done"
     PAIRING = "pairing"
+    TOGETHER = "together"    # both pressed THANKS within minutes: the shared moment
+    WEEK = "week"            # the last seven days at a glance
+    HELP = "help"            # what the buttons do
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,8 @@ class Screen:
     flash_until: float | None = None   # the light's "press taken" blink
     pending_since: float | None = None  # a thank-you waits: the light pulses from then on
     was_quiet: bool = False            # inside quiet hours at the last step
+    seen_at: datetime | None = None    # the partner saw our thanks then (the Seen screen)
+    together_light_at: float | None = None  # the together light's heartbeats began then
 
 
 @dataclass(frozen=True)
@@ -99,20 +110,42 @@ class Rotation:
 
 
 @dataclass(frozen=True)
+class BrokerLink:
+    """One of the unit's brokers, as the link reported it, and the partner as seen there."""
+
+    index: int
+    where: str = ""                    # host:port, for status
+    connected: bool = False
+    error: str = ""                    # why not, in a few words
+    presence_seq: int = 0              # the newest presence of the partner seen here...
+    partner_online: bool | None = None  # ...and what it said
+    redelivered_at: float | None = None
+
+
+@dataclass(frozen=True)
 class Partner:
-    """What this unit knows of its partner and of the link to it."""
+    """What this unit knows of its partner and of the links to it.
+
+    ``link`` and ``online`` sum up ``links``: connected when any broker is, the partner
+    online when it is online on any broker.
+    """
 
     paired: bool = False
     link: LinkState = LinkState.OFFLINE
     online: bool | None = None         # None: not heard of since start (or since pairing)
+    away_since: datetime | None = None  # when ``online`` turned False (None: not seen to)
     outbox: int = 0                    # our messages still waiting for the partner's ack
     window: ReplayWindow = field(default_factory=ReplayWindow)
     redeliver_at: float | None = None
     redeliver_backoff: float = REDELIVER_FIRST
     last_redeliver: float | None = None
+    links: tuple[BrokerLink, ...] = ()
+    accepted: tuple[tuple[int, float], ...] = ()   # (seq, at) of the partner's latest messages
+    duplicates: int = 0                # copies of what we had (another broker's, a replay)
     reack: tuple[int, ...] = ()        # partner seqs that came again, to acknowledge again...
     reack_at: float | None = None      # ...not before this (one ack for a whole burst)
     told_seq: int = 0                  # the partner's last summary ours answered
+    told: tuple[int, ...] = ()         # what our last published summary said (its numbers)
     run_first_seq: int = 0             # our first seq this run (0: not known, no catching up)
     start_total: int = 0               # our sent total when this run started
     lost_added: int = 0                # thank-yous our store forgot, added back this run
@@ -192,7 +225,15 @@ def half_minutes(wall: datetime) -> int:
     return int(wall.timestamp() // PAGE_SECONDS)
 
 
-def animation_frame(state: State) -> int:
+def animation_frame(state: State, frames: int = v.RECEIVED_FRAMES) -> int:
     elapsed = max(0.0, state.at - state.screen.since)
     # The epsilon absorbs float error, so waking at a frame's deadline shows that frame.
-    return min(int(elapsed / FRAME_SECONDS + 1e-6), v.RECEIVED_FRAMES - 1)
+    return min(int(elapsed / FRAME_SECONDS + 1e-6), frames - 1)
+
+
+def animation_frames(state: State) -> int:
+    """How many frames the mode on screen animates (1: none)."""
+    mode = state.screen.mode
+    if mode is Mode.RECEIVED:
+        return v.RECEIVED_FRAMES
+    return v.TOGETHER_FRAMES if mode is Mode.TOGETHER else 1

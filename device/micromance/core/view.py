@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from micromance.core.events import LinkState
 from micromance.core.state import (
+    MISSED_AFTER,
+    PAGE_SECONDS,
     SHIFT_SECONDS,
     SHIFTS,
     Mode,
@@ -15,6 +17,7 @@ from micromance.core.state import (
     half_minutes,
     is_quiet,
 )
+from micromance.core.when import ago, parse_time, since
 from micromance.protocol import pairing
 from micromance.protocol.pairing import Phase as PairPhase
 from micromance.screens import views as v
@@ -33,14 +36,36 @@ def view_of(state: State) -> v.View:
     if state.screen.problem is not None and mode is Mode.HOME:
         return state.screen.problem
     if mode is Mode.SENT:
+        seen_at = state.screen.seen_at
         return v.SentView(seen=state.screen.seen, queued=not state.screen.seen
-                          and link_mark(state) is not v.LinkMark.OK)
+                          and link_mark(state) is not v.LinkMark.OK,
+                          seen_when=ago(seen_at, state.wall)
+                          if state.screen.seen and seen_at is not None else "")
     if mode is Mode.DONE:
         return v.DoneView(streak=state.counters.streak_on(state.wall.date()))
     if mode is Mode.RECEIVED:
         return v.ReceivedView(sender=state.sender or "your partner",
-                              frame=animation_frame(state), count=state.pending)
+                              frame=animation_frame(state), count=state.pending,
+                              when=missed_when(state))
+    if mode is Mode.TOGETHER:
+        return v.TogetherView(partner=state.sender or "your partner",
+                              frame=animation_frame(state, v.TOGETHER_FRAMES))
+    if mode is Mode.WEEK:
+        today = state.wall.date()
+        return v.WeekView(days=state.counters.week(today), weekday=today.weekday(),
+                          streak=state.counters.streak_on(today))
+    if mode is Mode.HELP:
+        return v.HelpView(page=int(max(0.0, state.at - state.screen.since) // PAGE_SECONDS))
     return _home(state)
+
+
+def missed_when(state: State) -> str:
+    """When the oldest waiting thank-you came ("2 h ago"), once it has waited
+    ``MISSED_AFTER``; "" before that, or when nothing waits."""
+    came = parse_time(state.counters.pending_at) if state.pending else None
+    if came is None or (state.wall - came).total_seconds() < MISSED_AFTER:
+        return ""
+    return ago(came, state.wall)
 
 
 def shift_of(state: State) -> tuple[int, int]:
@@ -87,13 +112,19 @@ def _home(state: State) -> v.View:
     if prompt is None:
         return v.ProblemView("No prompts", "check prompts.extra_file")
     counters, today = state.counters, state.wall.date()
+    link = link_mark(state)
+    away = state.partner.away_since
     return v.HomeView(
         prompt=prompt.text,
         practice=prompt.practice,
         today=counters.today_on(today),
         total=counters.sent_total + counters.received_total,
-        link=link_mark(state),
+        link=link,
         page=max(0, half_minutes(state.wall) - state.rotation.page_origin),
         focus=state.rotation.focus,
         pending=state.pending,
+        partner=state.sender,
+        away_since=since(away, state.wall)
+        if link is v.LinkMark.PARTNER_OFFLINE and away is not None else "",
+        pending_when=missed_when(state),
     )

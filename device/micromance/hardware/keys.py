@@ -1,7 +1,8 @@
 """Buttons from text lines (``run --input stdin``): for desktops, scripts and tests.
 
 Each character of a line is one gesture: ``t`` THANKS press, ``n`` NEXT press, ``T`` THANKS
-hold, ``N`` NEXT hold, ``p`` both held (pairing). End of input stops the unit.
+hold, ``N`` NEXT hold, ``w`` both pressed briefly (the week), ``p`` both held (pairing). End
+of input stops the unit.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ KEYS = {
     "n": Gesture.NEXT_PRESS,
     "T": Gesture.THANKS_HOLD,
     "N": Gesture.NEXT_HOLD,
+    "w": Gesture.BOTH_PRESS,
     "p": Gesture.BOTH_HOLD,
 }
 
@@ -53,7 +55,7 @@ class KeyLines:
             for line in self._stream:
                 gestures, unknown = parse_keys(line)
                 if unknown:
-                    log.warning("ignored keys %r (use t n T N p)", unknown)
+                    log.warning("ignored keys %r (use t n T N w p)", unknown)
                 for gesture in gestures:
                     self._on_gesture(gesture)
         except (OSError, ValueError):

@@ -82,6 +82,11 @@ class Panel:
     def light_mode(self) -> LightMode:
         return self._mode
 
+    @property
+    def can_fade(self) -> bool:
+        """The light's pin has PWM: it breathes (else it blinks instead)."""
+        return hasattr(self._light, "pulse")
+
     def set_light(self, mode: LightMode) -> None:
         light = self._light
         light.source = None  # stop a breathing light before anything else

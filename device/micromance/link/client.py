@@ -31,6 +31,8 @@ MAX_QUEUED_MESSAGES = 1000
 #: properties; pairing payloads are at most 1024 bytes. 8 KiB leaves ample margin.
 MAX_PACKET_BYTES = 8192
 TLS_FILES_FIX = "check broker.ca_file, broker.client_cert and broker.client_key"
+#: The errors an attempt to connect ends with (DNS, refused, unreachable, timeout, TLS).
+CONNECT_ERRORS = (OSError, ssl.SSLError, ValueError)
 
 
 @dataclass
@@ -128,6 +130,27 @@ def set_nodelay(client: Any) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):  # not TCP (a websocket wrapper): nothing to tune
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def failure_step(error: BaseException | bool | None, *, tls: bool = False) -> str:
+    """Which step of opening a connection failed, in a few words (status, pairing, logs).
+
+    ``tls``: the connection was to speak TLS. Then a connection closed on us is the
+    handshake failing (a port without TLS hangs up on a ClientHello), not TCP."""
+    if isinstance(error, socket.gaierror):
+        return f"DNS: cannot resolve ({error.strerror or error})"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS: {getattr(error, 'reason', None) or error}"
+    if tls and isinstance(error, ConnectionResetError | ConnectionAbortedError
+                          | BrokenPipeError):
+        return "TLS: the broker closed the connection in the handshake (is this its TLS port?)"
+    if isinstance(error, ConnectionRefusedError):
+        return "TCP: connection refused"
+    if isinstance(error, TimeoutError | socket.timeout):
+        return "TCP: no answer"
+    if isinstance(error, OSError):
+        return f"TCP: {error.strerror or error}"
+    return f"connection failed ({error})"
 
 
 def _expand(path: str) -> str:

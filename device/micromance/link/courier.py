@@ -1,23 +1,38 @@
-"""The courier: carries this unit's messages to the partner, reliably.
+"""The courier: carries this unit's messages to the partner, reliably, over every broker.
 
 The core decides *that* a thank-you is sent, acknowledged or dropped; the courier does the
 bookkeeping that makes it reliable: durable sequence numbers, the outbox written in the same
 commit as the counters, publishing only once that commit is on the disk, redelivery from the
-outbox, and swapping the whole MQTT link when the pair changes.
+outbox, and swapping the links when the pair changes.
+
+A unit uses several brokers at once (the ones its config names, else the ones the pair was
+made with, else the shipped public ones): one MQTT link each. A message is sealed once and
+published on every connected broker; the partner takes the first copy (its replay window
+drops the others). So losing a broker, or its refusing or hanging, loses and delays nothing
+while another one works.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from micromance.config import Config
+from micromance.config import PUBLIC_BROKERS, BrokerConfig, Config
 from micromance.core import events as ev
 from micromance.errors import StoreError
 from micromance.link.pair_file import Pair, forget_pair, load_pair, save_pair
-from micromance.protocol import Message, MessageType, ReplayWindow, Topics
+from micromance.protocol import (
+    Message,
+    MessageType,
+    Names,
+    ReplayWindow,
+    pair_names,
+    seal,
+    v1_retained_topics,
+)
 from micromance.store import Store
 
 if TYPE_CHECKING:
@@ -25,10 +40,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("micromance")
 
-#: The kv row naming the pair whose subscriptions the broker's persistent session (client id
-#: ``micromance-<device id>``) holds and whose retained topics are ours there. Written once
-#: per pair change, when the new pair's first clean session has settled.
+#: The kv rows (one per broker, ``broker_session/<host>:<port>``) naming the pair whose
+#: subscriptions that broker's persistent session holds and whose retained topics are ours
+#: there. Written once per pair change and broker, when its first clean session has settled.
 BROKER_SESSION_KEY = "broker_session"
+
+
+def brokers_for(config: Config, pair: Pair | None) -> tuple[BrokerConfig, ...]:
+    """The brokers a unit uses: the config's, else those the pair was made with, else the
+    shipped public ones."""
+    return config.brokers or (pair.brokers if pair is not None else ()) or PUBLIC_BROKERS
 
 
 class Courier:
@@ -49,7 +70,12 @@ class Courier:
             # unpaired while status says paired is not an option.
             raise StoreError(f"pair.json belongs to device {self.pair.device_id}, not "
                              f"{device_id}", fix="run micromance repair")
-        self.link: MqttLink | None = None
+        self.links: list[MqttLink] = []
+        self._names: tuple[Names, Names] | None = None   # of self.pair: mine, the partner's
+
+    @property
+    def brokers(self) -> tuple[BrokerConfig, ...]:
+        return brokers_for(self._config, self.pair)
 
     @property
     def pair_id(self) -> str:
@@ -77,41 +103,67 @@ class Courier:
     # --- the connection -------------------------------------------------------------------
 
     def connect(self) -> None:
-        """A link for the pair. If the broker session is another pair's (the pair changed,
-        perhaps while offline or stopped), the link starts a clean session and clears what
-        that pair left retained; it then records the session as this pair's."""
+        """A link for the pair on every broker. If a broker's session is another pair's (the
+        pair changed, perhaps while offline or stopped), that link starts a clean session and
+        clears what that pair left retained there; it then records the session as this
+        pair's."""
         if self.pair is None:
             return
         from micromance.link.mqtt import MqttLink  # paho and TLS only once there is a pair
 
-        pair_id = self.pair.pair_id
-        session = self._store.get(BROKER_SESSION_KEY)
-        leftovers = None
-        if session and session != pair_id:
-            try:
-                leftovers = Topics(session, self._device_id)
-            except ValueError:
-                log.warning("unreadable %s in the store: starting a clean session",
-                            BROKER_SESSION_KEY)
+        mine = self.names()
+        # "<pair id> <state> <presence>": the pair whose retained topics are ours on that
+        # broker, and their names (they cannot be derived once that pair's key is gone). A
+        # bare pair id is 1.x's (one broker, one row): its topics follow from the ids.
+        current = f"{self.pair.pair_id} {mine.state} {mine.presence}"
+        for index, broker in enumerate(self.brokers):
+            key = f"{BROKER_SESSION_KEY}/{broker.host}:{broker.port}"
+            session = self._store.get(key) or self._store.get(BROKER_SESSION_KEY)
+            link = MqttLink(broker, self.pair, self._post, next_seq=self._store.next_seq,
+                            name=self._config.device.name, index=index, wake=self._wake,
+                            client_factory=self._client_factory,
+                            fresh_session=session != current,
+                            leftovers=self._leftovers(session, current),
+                            on_settled=self._settled_on(key, current))
+            self.links.append(link)
+            link.start()
 
-        def settled() -> None:
-            self._store.put(BROKER_SESSION_KEY, pair_id)
+    def _leftovers(self, session: str, current: str) -> tuple[str, ...]:
+        """The retained topics an earlier pair left on a broker, to clear there."""
+        if not session or session == current:
+            return ()
+        old_pair, *old_names = session.split()
+        if old_names:
+            return () if old_pair == current.split()[0] else tuple(old_names)
+        try:
+            return v1_retained_topics(old_pair, self._device_id)
+        except ValueError:
+            log.warning("unreadable %s in the store: starting a clean session",
+                        BROKER_SESSION_KEY)
+            return ()
 
-        self.link = MqttLink(self._config.broker, self.pair, self._post,
-                             next_seq=self._store.next_seq, name=self._config.device.name,
-                             wake=self._wake, client_factory=self._client_factory,
-                             fresh_session=session != pair_id, leftovers=leftovers,
-                             on_settled=settled)
-        self.link.start()
+    def names(self) -> Names:
+        """This unit's names in its pair (topics, client id, member id)."""
+        return self._pair_names()[0]
+
+    def _pair_names(self) -> tuple[Names, Names]:
+        if self.pair is None:
+            raise RuntimeError("not paired: no names")
+        if self._names is None:
+            self._names = pair_names(self.pair.key, self.pair.device_id, self.pair.partner_id)
+        return self._names
+
+    def _settled_on(self, key: str, pair_id: str) -> Callable[[], None]:
+        return lambda: self._store.put(key, pair_id)
 
     def disconnect(self, *, leave: bool = False) -> None:
-        """Stop the link; with ``leave`` (a pair change) take its pair off the broker first."""
-        if self.link is not None:
+        """Stop the links; with ``leave`` (a pair change) take the pair off the brokers first."""
+        links, self.links = self.links, []
+        for link in links:
             if leave:
-                self.link.leave()
+                link.leave()
             else:
-                self.link.stop()
-            self.link = None
+                link.stop()
 
     def switch(self, pair: Pair | None) -> None:
         """Replace the pair (or drop it): key on disk first, old outbox gone, new link later."""
@@ -126,6 +178,7 @@ class Courier:
             if dropped:
                 log.info("%d message(s) for the previous partner dropped", dropped)
         self.pair = pair
+        self._names = None
         self._store.after_commit(self._reconnect)
 
     def _reconnect(self) -> None:
@@ -139,7 +192,7 @@ class Courier:
                 seen_total: int = 0) -> Message:
         """A plaintext message stamped with a fresh sequence number (never used before)."""
         seq = self._store.next_seq()
-        return Message(type=kind, sender=self._device_id, seq=seq,
+        return Message(type=kind, sender=self.names().member, seq=seq,
                        time=wall.isoformat(timespec="seconds"), name=self._config.device.name,
                        sent_total=sent_total, seqs=seqs, seen_seq=seen_seq,
                        seen_total=seen_total,
@@ -159,14 +212,18 @@ class Courier:
 
     def send_once(self, kind: MessageType, wall: datetime, *, sent_total: int, streak: int = 0,
                   seqs: tuple[int, ...] = (), seen_seq: int = 0, seen_total: int = 0,
-                  retained: bool = False) -> None:
-        """Acks, resyncs and the retained summary: not kept, the next redelivery or
-        reconnect repeats them."""
+                  retained: bool = False, broker: int | None = None,
+                  skip_seqs: int = 0) -> None:
+        """Acks and the retained summary: not kept, the next redelivery or reconnect repeats
+        them. ``skip_seqs`` seqs are left unused first (see ``PublishState``)."""
         if self.pair is None:
             return
+        if skip_seqs:
+            self._store.advance_seq(self._store.next_seq() + skip_seqs - 1)
         message = self.message(kind, wall, sent_total=sent_total, streak=streak, seqs=seqs,
                                seen_seq=seen_seq, seen_total=seen_total)
-        self._store.after_commit(lambda: self.publish(message, retained=retained))
+        self._store.after_commit(lambda: self.publish(message, retained=retained,
+                                                      broker=broker))
 
     def delivered(self, seqs: tuple[int, ...]) -> None:
         if self.pair is None:
@@ -185,26 +242,34 @@ class Courier:
     @property
     def connected(self) -> bool:
         """A broker is connected now (what is sent goes out at once, not only queued)."""
-        return self.link is not None and self.link.connected
+        return any(link.connected for link in self.links)
 
-    def publish(self, message: Message, retained: bool = False) -> None:
-        """Hand a message to the link, if there is one now (the outbox covers the gaps)."""
-        if self.link is None:
+    def publish(self, message: Message, retained: bool = False,
+                broker: int | None = None) -> None:
+        """Seal once, hand it to every connected link (or to ``broker``'s only); the outbox
+        covers the brokers that are not connected."""
+        links = [link for link in self.links
+                 if link.connected and (broker is None or link.index == broker)]
+        if self.pair is None or not links:
             return
-        if retained:
-            self.link.publish_state(message)
-        else:
-            self.link.publish(message)
+        names = self.names()
+        topic = names.state if retained else names.events
+        payload = seal(message, key=self.pair.key, topic=topic)
+        for link in links:
+            link.publish_raw(topic, payload, retain=retained)
 
-    def redeliver(self) -> None:
-        if self.pair is None or self.link is None or not self.link.connected:
+    def redeliver(self, broker: int | None = None) -> None:
+        """What waits for the partner's ack, again: on ``broker`` (None: every broker)."""
+        if self.pair is None or not self.connected:
             return
         waiting = self._store.outbox(self.pair.pair_id)
+        sender = self.names().member  # a row from 1.x carries the device id: sent as us
         for _, text in waiting:
-            self.publish(Message.from_plaintext(text))
+            self.publish(replace(Message.from_plaintext(text), sender=sender), broker=broker)
         if waiting:
-            log.info("redelivered %d message(s) awaiting the partner's confirmation",
-                     len(waiting))
+            log.info("redelivered %d message(s) awaiting the partner's confirmation%s",
+                     len(waiting), "" if broker is None else f" ({self.links[broker].where})"
+                     if broker < len(self.links) else "")
 
     def announce_outbox(self) -> None:
         self._post(ev.OutboxChanged, size=self.outbox_size())

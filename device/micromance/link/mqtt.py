@@ -32,7 +32,6 @@ Choices that matter (see docs/pitfalls.md):
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -42,20 +41,28 @@ from micromance import protocol
 from micromance.config import BrokerConfig
 from micromance.core import events as ev
 from micromance.errors import StoreError
-from micromance.link.client import Backoff, connect_properties, new_client, set_nodelay
+from micromance.link.client import (
+    CONNECT_ERRORS,
+    Backoff,
+    connect_properties,
+    failure_step,
+    new_client,
+    set_nodelay,
+)
 from micromance.link.pair_file import Pair
-from micromance.protocol import Message, MessageType, ProtocolError, Topics
+from micromance.protocol import Message, MessageType, ProtocolError
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_SECONDS = 14 * 24 * 3600   # the broker keeps our queue for two weeks away
+#: A broker that accepts TCP but never answers CONNECT is left after this long (and retried
+#: with backoff): it must not hold up anything, and paho alone would wait a keepalive.
+CONNACK_SECONDS = 10.0
 
 #: Puts an event built from a factory and fields on the runtime's queue (stamped there).
 Post = Callable[..., None]
 #: Ends the runtime loop's wait (any thread).
 Wake = Callable[[], None]
-#: The socket errors an attempt to connect ends with (DNS, refused, unreachable, timeout, TLS).
-CONNECT_ERRORS = (OSError, ssl.SSLError, ValueError)
 
 
 class MqttLink:
@@ -67,10 +74,10 @@ class MqttLink:
     """
 
     def __init__(self, broker: BrokerConfig, pair: Pair, post: Post, *,
-                 next_seq: Callable[[], int], name: str,
+                 next_seq: Callable[[], int], name: str, index: int = 0,
                  wake: Wake | None = None,
                  client_factory: Callable[..., Any] | None = None,
-                 fresh_session: bool = False, leftovers: Topics | None = None,
+                 fresh_session: bool = False, leftovers: tuple[str, ...] = (),
                  on_settled: Callable[[], None] | None = None) -> None:
         """``fresh_session``: the broker's session under our client id is not this pair's (a
         pair change, or nothing known): connect with ``clean_start=True`` until a connection
@@ -80,12 +87,14 @@ class MqttLink:
         self._broker = broker
         self._pair = pair
         self._post = post
+        self.index = index                     # which of the unit's brokers this is
+        self.where = f"{broker.host}:{broker.port}"
+        self._connack_by: float | None = None  # the CONNACK must come by then
         self._next_seq = next_seq
         self._name = name
         self._online = self._offline = b""     # this connection's sealed presence
         self._wake = wake or (lambda: None)
-        self.mine = Topics(pair.pair_id, pair.device_id)
-        self.partner = Topics(pair.pair_id, pair.partner_id)
+        self.mine, self.partner = protocol.pair_names(pair.key, pair.device_id, pair.partner_id)
         self._connected = threading.Event()
         self._stopping = False
         self._backoff = Backoff.for_this_unit()
@@ -107,7 +116,7 @@ class MqttLink:
     # --- set-up -------------------------------------------------------------------------
 
     def _make_client(self, client_factory: Callable[..., Any] | None) -> Any:
-        client = new_client(self._broker, f"micromance-{self._pair.device_id}", client_factory,
+        client = new_client(self._broker, self.mine.client_id, client_factory,
                             self._backoff)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -119,7 +128,7 @@ class MqttLink:
     # --- life cycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        self._post(ev.LinkChanged, link=ev.LinkState.CONNECTING)
+        self._report("connecting")  # status lists every broker from the first moment
         self._begin_attempt()
 
     def leave(self, timeout: float = 2.0) -> None:
@@ -226,11 +235,12 @@ class MqttLink:
         self._write_pending()
 
     def deadline(self) -> float | None:
-        """When ``handle_timers`` has work: a keepalive check or the next connection attempt."""
+        """When ``handle_timers`` has work: a keepalive check, the next connection attempt,
+        or the moment a silent broker is given up."""
         if self._attempt_result is not None:
             return time.monotonic()
-        times = [t for t in (self._misc_at if self._open else None, self._connect_at)
-                 if t is not None]
+        times = [t for t in (self._misc_at if self._open else None, self._connect_at,
+                             self._connack_by) if t is not None]
         return min(times, default=None)
 
     def handle_io(self, readable: bool) -> None:
@@ -253,6 +263,12 @@ class MqttLink:
             self._write_pending()
         if self._connect_at is not None and now >= self._connect_at:
             self._begin_attempt()
+        if self._connack_by is not None and now >= self._connack_by:
+            self._connack_by = None
+            if self._open and not self._connected.is_set():
+                self._report(f"no answer to CONNECT within {CONNACK_SECONDS:.0f} s")
+                self._client.disconnect()  # closes the socket once written
+                self._write_pending()
 
     def _write_pending(self) -> None:
         """Send what paho queued without writing it (from inside a callback, or a full
@@ -310,7 +326,7 @@ class MqttLink:
     def _presence(self, *, online: bool) -> bytes:
         from datetime import datetime
 
-        message = Message(type=MessageType.PRESENCE, sender=self._pair.device_id,
+        message = Message(type=MessageType.PRESENCE, sender=self.mine.member,
                           seq=self._next_seq(),
                           time=protocol.format_time(datetime.now().astimezone()),
                           name=self._name, sent_total=0, online=online)
@@ -329,6 +345,7 @@ class MqttLink:
             self._open = True
             self._unacked.clear()
             self._misc_at = time.monotonic() + self._misc_every
+            self._connack_by = time.monotonic() + CONNACK_SECONDS
             return
         if result is True:  # stopped meanwhile: close what the attempt opened
             self._client.disconnect()
@@ -337,20 +354,27 @@ class MqttLink:
         delay = self._backoff.next_delay()
         # Once per outage in the journal (an SD card), every attempt at debug level.
         log.log(logging.INFO if first_failure else logging.DEBUG,
-                "broker %s:%d not reachable (%s): next attempt in %.0f s", self._broker.host,
-                self._broker.port, result, delay)
+                "broker %s not reachable (%s): next attempt in %.0f s", self.where, result,
+                delay)
         self._connect_at = time.monotonic() + delay
+        self._report(failure_step(result, tls=self._broker.tls))
 
     def _check_closed(self) -> None:
         """paho closed the socket (lost, refused, keepalive): plan a reconnect."""
         if self._open and self._client.socket() is None:
             self._open = False
             self._misc_at = None
+            self._connack_by = None
             self._unacked.clear()  # message ids of a closed connection; the broker resends
             if not self._stopping:
                 self._connect_at = time.monotonic() + self._backoff.next_delay()
 
     # --- sending (loop thread) ----------------------------------------------------------
+
+    def publish_raw(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish what the courier sealed once for every broker. Skipped while offline."""
+        if self.connected:
+            self._client.publish(topic, payload, qos=1, retain=retain)
 
     def publish(self, message: Message) -> None:
         """Seal and publish one event (QoS 1). Skipped while offline: the outbox redelivers."""
@@ -372,9 +396,10 @@ class MqttLink:
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                     properties: Any = None) -> None:
+        self._connack_by = None
         if reason.is_failure:
-            log.warning("broker %s:%d refused the connection: %s", self._broker.host,
-                        self._broker.port, reason)
+            log.warning("broker %s refused the connection: %s", self.where, reason)
+            self._report(f"login: {reason}")
             return
         self._backoff.reset()
         set_nodelay(client)
@@ -385,13 +410,13 @@ class MqttLink:
         if self._online:
             client.publish(self.mine.presence, self._online, qos=1, retain=True)
         self._connected.set()
-        log.info("link up: %s:%d", self._broker.host, self._broker.port)
-        self._post(ev.LinkChanged, link=ev.LinkState.CONNECTED)
+        log.info("link up: %s", self.where)
+        self._post(ev.BrokerChanged, broker=self.index, where=self.where, connected=True)
 
     def _clear_leftovers(self, client: Any) -> None:
         """A clean session is up: clear what an earlier pair left retained on the broker."""
-        topics = (self._leftovers.state, self._leftovers.presence) if self._leftovers else ()
-        self._clearing = {client.publish(topic, b"", qos=1, retain=True).mid for topic in topics}
+        self._clearing = {client.publish(topic, b"", qos=1, retain=True).mid
+                          for topic in self._leftovers}
         if not self._clearing:
             self._settled()
 
@@ -403,10 +428,15 @@ class MqttLink:
             if not self._clearing and self._fresh:
                 self._settled()
 
+    def _report(self, error: str) -> None:
+        """This broker is not (or no longer) usable, and why: for status and the core."""
+        self._post(ev.BrokerChanged, broker=self.index, where=self.where, connected=False,
+                   error=error)
+
     def _settled(self) -> None:
         """The broker session is this pair's now and the leftovers are gone: keep it."""
         self._fresh = False
-        self._leftovers = None
+        self._leftovers = ()
         if self._on_settled is not None:
             self._on_settled()
 
@@ -417,8 +447,8 @@ class MqttLink:
         if self._stopping:
             return
         if was_connected:
-            log.info("link down (%s): reconnecting", reason)
-        self._post(ev.LinkChanged, link=ev.LinkState.CONNECTING)
+            log.info("link down: %s (%s): reconnecting", self.where, reason)
+            self._report(f"connection lost ({reason})")
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if message.qos:
@@ -433,8 +463,8 @@ class MqttLink:
             return  # how a retained topic is cleared (an unpair, a pair change): no message
         try:
             opened = protocol.open_sealed(payload, key=self._pair.key, topic=topic,
-                                          expected_sender=self._pair.partner_id)
+                                          expected_sender=self.partner.member)
         except ProtocolError as error:
             self._post(ev.Rejected, reason=error.reason)
             return
-        self._post(ev.Delivery, message=opened)  # sealed for this very topic: its channel
+        self._post(ev.Delivery, message=opened, broker=self.index)  # sealed for this topic

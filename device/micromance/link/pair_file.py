@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from micromance.config import BrokerConfig
 from micromance.errors import StoreError
 
 PAIR_FILE = "pair.json"
@@ -26,6 +27,9 @@ class Pair:
     device_id: str        # this unit
     partner_id: str       # the other unit
     created: str = ""
+    #: The brokers the two units shared when they paired, when that was the shipped public
+    #: list (so a later change of that list cannot split the pair); empty otherwise.
+    brokers: tuple[BrokerConfig, ...] = ()
 
     def __repr__(self) -> str:  # keep the key out of logs and tracebacks
         return f"Pair(pair_id={self.pair_id[:8]}…, device={self.device_id}, " \
@@ -38,7 +42,10 @@ def load_pair(state_dir: Path) -> Pair | None:
         data = json.loads(path.read_text())
         pair = Pair(pair_id=data["pair_id"], key=base64.b64decode(data["key"], validate=True),
                     device_id=data["device_id"], partner_id=data["partner_id"],
-                    created=data.get("created", ""))
+                    created=data.get("created", ""),
+                    brokers=tuple(BrokerConfig(host=str(b["host"]), port=int(b["port"]),
+                                               tls=bool(b.get("tls", True)))
+                                  for b in data.get("brokers", ())))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -63,6 +70,8 @@ def save_pair(state_dir: Path, pair: Pair) -> None:
         "partner_id": pair.partner_id,
         "created": pair.created or datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if pair.brokers:
+        data["brokers"] = [{"host": b.host, "port": b.port, "tls": b.tls} for b in pair.brokers]
     if temporary.exists():
         temporary.unlink()
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

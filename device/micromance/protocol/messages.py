@@ -1,4 +1,4 @@
-"""Protocol v1 messages: ids, the plaintext message types and their strict parser.
+"""Protocol v2 messages: ids, the plaintext message types and their strict parser.
 
 Pure: no sockets, files, clocks or threads (``os.urandom`` makes fresh ids and keys). The
 wire format and every rule here are described in ``docs/protocol.md``.
@@ -20,7 +20,7 @@ from typing import Any, Literal, NoReturn, get_args
 
 # --- limits -------------------------------------------------------------------------------
 
-VERSION = 1
+VERSION = 2  # the sealed envelope's "v"
 KEY_BYTES = 32
 MAX_SEQ = 2**53 - 1  # largest integer every JSON implementation keeps exact
 MAX_SEQS = 256  # seqs listed in one ack or seen; 256 seqs below 10**9 always fit in a payload
@@ -72,14 +72,13 @@ _CANONICAL_SEQ = re.compile(r"[1-9][0-9]{0,15}")
 
 Reason = Literal[
     "oversized",      # more than MAX_PAYLOAD_BYTES: dropped before any parsing
-    "bad_topic",      # the topic is not a v1 device topic (events, state, presence)
-    "wrong_pair",     # the topic belongs to another pair
-    "wrong_sender",   # the topic is not the expected sender's, or "from" is not the topic's
+    "bad_topic",      # the topic is none of the expected sender's (events, state, presence)
+    "wrong_sender",   # authentic, but the plaintext's sender is not the expected member
     "not_json",       # not UTF-8, or not JSON
     "bad_envelope",   # not an object, wrong keys, wrong types or ranges, duplicate keys
-    "bad_version",    # "v" is an integer other than 1
-    "undecryptable",  # wrong key, tampered, or moved to another topic / sender / seq
-    "bad_plaintext",  # decrypted, but not a valid v1 message (or id not bound to envelope)
+    "bad_version",    # "v" is an integer other than 2
+    "undecryptable",  # wrong key, tampered, or moved to another topic
+    "bad_plaintext",  # decrypted, but not a valid message (or on another type's channel)
     "unknown_type",   # a valid plaintext object whose "type" this version does not know
 ]
 REASONS: tuple[str, ...] = get_args(Reason)
@@ -108,12 +107,19 @@ class ProtocolError(Exception):
 
 
 def valid_device_id(value: object) -> bool:
-    """16 lowercase hex characters (64 random bits), as it appears in topics."""
+    """16 lowercase hex characters (64 random bits). Since v2 never on the wire."""
     return isinstance(value, str) and _DEVICE_ID.fullmatch(value) is not None
 
 
+def valid_member_id(value: object) -> bool:
+    """A member id (a unit within its pair, ``names.member_id``): the form of a device id,
+    16 lowercase hex characters. It is a message's sender."""
+    return valid_device_id(value)
+
+
 def valid_pair_id(value: object) -> bool:
-    """32 lowercase hex characters (128 random bits), as it appears in topics."""
+    """32 lowercase hex characters (128 bits): the pair's name on the unit (never on the
+    wire since v2)."""
     return isinstance(value, str) and _PAIR_ID.fullmatch(value) is not None
 
 
@@ -178,7 +184,7 @@ def _valid_seqs(value: object) -> bool:
 class Message:
     """One plaintext message, valid by construction (ValueError otherwise).
 
-    ``sender`` and ``seq`` travel in the envelope and, bound to it, as the plaintext ``id``.
+    ``sender`` (a member id) and ``seq`` travel as the plaintext ``id``, inside the seal.
     Fields a type does not carry must keep their defaults, so that every Message survives a
     round trip over the wire unchanged. ``seqs`` is empty for a ``seen`` without seqs.
     """
@@ -206,8 +212,8 @@ class Message:
     def _problem(self) -> str:
         if self.type not in MESSAGE_TYPES:
             return "unknown type"
-        if not valid_device_id(self.sender):
-            return "sender must be a device id (16 lowercase hex characters)"
+        if not valid_member_id(self.sender):
+            return "sender must be a member id (16 lowercase hex characters)"
         if not valid_seq(self.seq):
             return f"seq must be an int in 1..{MAX_SEQ}"
         if not _valid_time(self.time):
@@ -264,7 +270,7 @@ class Message:
         if not isinstance(kind, str):
             raise ProtocolError("bad_plaintext", "type missing or not a string")
         if kind not in MESSAGE_TYPES:
-            raise ProtocolError("unknown_type", "type not known to protocol v1")
+            raise ProtocolError("unknown_type", f"type not known to protocol v{VERSION}")
         kind = MessageType(kind)
         required, optional = _EXTRA_KEYS[kind]
         keys = set(data)
@@ -288,14 +294,14 @@ class Message:
 
 
 def _parse_id(value: object) -> tuple[str, int]:
-    """``"<device id>:<seq>"`` in canonical form (no sign, no leading zeros)."""
+    """``"<member id>:<seq>"`` in canonical form (no sign, no leading zeros)."""
     if isinstance(value, str) and value.count(":") == 1:
         sender, seq_text = value.split(":")
         if valid_device_id(sender) and _CANONICAL_SEQ.fullmatch(seq_text):
             seq = int(seq_text)
             if seq <= MAX_SEQ:
                 return sender, seq
-    raise ProtocolError("bad_plaintext", "id is not <device id>:<seq>")
+    raise ProtocolError("bad_plaintext", "id is not <member id>:<seq>")
 
 # --- strict JSON ----------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Pairing two units: numeric comparison with a commitment, as a pure state machine.
 
 Two buttons cannot type a code, so the units agree on a key the way Bluetooth LE numeric
-comparison does. Both meet on a rendezvous topic; for each couple, the unit with the lower id
-initiates:
+comparison does. Both meet on a rendezvous topic (``names.room_topic``), each under an id it
+draws for this attempt alone (no device id ever goes into the room); for each couple, the unit
+with the lower id initiates:
 
     A -> B  commit   H(pkA || nA)            A is bound to its key and nonce before...
     B -> A  key      pkB, nB                 ...it sees B's,
@@ -13,7 +14,9 @@ nonces. Someone controlling the broker can sit in the middle, but cannot make th
 match: the commitment stops them from choosing their key after seeing A's nonce, so each
 exchange gives them a one-in-a-million chance. The people compare the codes and press THANKS
 on both units; each unit then proves it holds the same key (a MAC), and only when both did is
-the pair key (and pair id) derived with HKDF and kept.
+the pair key (and pair id) derived with HKDF and kept. The result tells each unit its role
+(``a`` initiated, ``b`` responded), from which both derive both member ids
+(``names.member_id``): the names the two use within the pair from then on.
 
 Anybody can write into the room, so nobody there locks a unit out before the code is shown:
 
@@ -47,8 +50,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-VERSION = 1
-ENTROPY_BYTES = 56            # 32 private key, 16 nonce, 8 session id
+from micromance.protocol.names import ROLES, member_id, other_role
+
+VERSION = 2
+ENTROPY_BYTES = 64            # 32 private key, 16 nonce, 8 session id, 8 this attempt's id
+_VALUES_BYTES = 56            # what a restart draws afresh: all but the id
 MAX_PAYLOAD_BYTES = 1024
 HELLO_EVERY = 2.0             # seconds between announcements while searching
 RESEND_EVERY = 2.0            # the last step's message again, until answered
@@ -78,19 +84,39 @@ SHOWING_CODE = (Phase.CODE, Phase.WAITING)
 
 @dataclass(frozen=True)
 class PairResult:
+    """What a pairing made: the pair key and id, and this unit's role in making them.
+
+    ``role`` is ``a`` (this unit initiated) or ``b``; the member ids follow from the key and
+    the roles, so both units know both without sending either.
+    """
+
     pair_id: str
     key: bytes
-    partner_id: str
+    role: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError("role must be 'a' (initiator) or 'b' (responder)")
+
+    @property
+    def member_id(self) -> str:
+        """This unit's member id in the new pair."""
+        return member_id(self.key, self.role)
+
+    @property
+    def partner_id(self) -> str:
+        """The partner's member id in the new pair (what ``pair.json`` keeps as partner_id)."""
+        return member_id(self.key, other_role(self.role))
 
     def __repr__(self) -> str:
-        return f"PairResult(pair_id={self.pair_id[:8]}…, partner={self.partner_id})"
+        return f"PairResult(pair_id={self.pair_id[:8]}…, role={self.role})"
 
 
 @dataclass(frozen=True)
 class Session:
     """One pairing attempt, from one unit's side."""
 
-    me: str
+    me: str                        # this attempt's id in the room (random, from the entropy)
     secret: bytes                  # X25519 private key (fresh per attempt and per restart)
     nonce: bytes
     session_nonce: bytes           # our session id, when we initiate
@@ -135,11 +161,17 @@ Step = tuple[Session, list[bytes]]
 # --- the protocol ----------------------------------------------------------------------------
 
 
-def begin(me: str, entropy: bytes, at: float) -> Step:
-    """Start an attempt: announce ourselves in the room."""
-    if len(entropy) != ENTROPY_BYTES:
+def begin(entropy: bytes, at: float) -> Step:
+    """Start an attempt: announce ourselves in the room.
+
+    ``entropy`` is :data:`ENTROPY_BYTES` fresh random bytes: the X25519 private key, the
+    nonce, the session id, and last the 8 bytes of this attempt's id (``Session.me``), which
+    names the unit in the room and nowhere else.
+    """
+    if not isinstance(entropy, bytes) or len(entropy) != ENTROPY_BYTES:
         raise ValueError(f"pairing needs {ENTROPY_BYTES} bytes of entropy")
-    return _search(me, entropy, at, search_deadline=at + SEARCH_SECONDS, exchanges=0)
+    return _search(entropy[_VALUES_BYTES:].hex(), entropy[:_VALUES_BYTES], at,
+                   search_deadline=at + SEARCH_SECONDS, exchanges=0)
 
 
 def receive(session: Session, payload: bytes, at: float) -> Step:
@@ -209,10 +241,10 @@ def next_deadline(session: Session) -> float | None:
 # --- steps -----------------------------------------------------------------------------------
 
 
-def _search(me: str, entropy: bytes, at: float, *, search_deadline: float,
+def _search(me: str, values: bytes, at: float, *, search_deadline: float,
             exchanges: int) -> Step:
-    session = Session(me=me, secret=entropy[:32], nonce=entropy[32:48],
-                      session_nonce=entropy[48:ENTROPY_BYTES], deadline=search_deadline,
+    session = Session(me=me, secret=values[:32], nonce=values[32:48],
+                      session_nonce=values[48:_VALUES_BYTES], deadline=search_deadline,
                       search_deadline=search_deadline, exchanges=exchanges)
     hello = _message(me, "hello")
     return replace(session, resend_at=at + HELLO_EVERY, last_sent=hello), [hello]
@@ -222,9 +254,10 @@ def _restart(session: Session, at: float) -> Step:
     """The exchange stalled before any code was shown: search again with fresh values.
 
     Reusing the key and nonce we gave out would let whoever saw them choose a commitment to
-    suit them; fresh ones come from the attempt's secret (HKDF), the search time is kept.
+    suit them; fresh ones come from the attempt's secret (HKDF), the search time and the
+    attempt's id are kept.
     """
-    fresh = HKDF(algorithm=hashes.SHA256(), length=ENTROPY_BYTES, salt=None,
+    fresh = HKDF(algorithm=hashes.SHA256(), length=_VALUES_BYTES, salt=None,
                  info=b"micromance/v1 restart").derive(
                      session.secret + session.nonce + session.session_nonce)
     return _search(session.me, fresh, at, search_deadline=session.search_deadline,
@@ -359,7 +392,7 @@ def _maybe_done(session: Session) -> Session:
     if not (session.confirmed_here and session.confirmed_there):
         return session
     key, pair_id = pair_secrets(*_ordered_inputs(session))
-    result = PairResult(pair_id=pair_id, key=key, partner_id=session.peer)
+    result = PairResult(pair_id=pair_id, key=key, role="a" if session.initiator else "b")
     return replace(_finish(session, Phase.CONFIRMED, ""), result=result)
 
 
@@ -387,6 +420,8 @@ def _timeout_detail(session: Session) -> str:
 
 
 # --- the cryptography ----------------------------------------------------------------------
+# The labels still say v1: these derivations have not changed since protocol 1.0 (v2 changed
+# only what the ids in the MACs are: each attempt's own random id, not a device id).
 
 
 def commitment(public_key: bytes, nonce: bytes) -> bytes:

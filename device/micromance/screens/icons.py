@@ -70,6 +70,15 @@ WARNING_9: Bitmap = (  # the same, for small headlines
     "#########",
 )
 
+STAR_6: Bitmap = (  # the day's focus, on the compact footer's 6 rows
+    "...#...",
+    "..###..",
+    "#######",
+    ".#####.",
+    "..###..",
+    ".##.##.",
+)
+
 PRACTICE_ICONS: dict[Practice, Bitmap] = {
     Practice.PRESENT: (  # an eye: notice them
         "...###...",

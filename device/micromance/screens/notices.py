@@ -55,17 +55,31 @@ def word_with_mark(word: str, mark: Literal["heart", "tick"], size: int) -> Bloc
     return row([text_block(word, fnt), icon], gap=max(4, cap // 3))
 
 
+#: What a press taken offline is told, longest first: the first that fits is shown.
+QUEUED_WORDS = ("Offline: your thanks will wait", "Offline: thanks will wait",
+                "thanks will wait", "will wait")
+
+
 def draw_sent(c: Canvas, v: SentView) -> None:
-    """``Sent ♥`` at once (``queued`` under it while offline), ``Seen ✓`` once acknowledged."""
+    """``Sent ♥`` at once (that it waits, while offline), ``Seen ✓`` and when, once seen."""
     if v.seen:
         title = word_with_mark("Seen", "tick", title_size(c))
     else:
         title = word_with_mark("Sent", "heart", title_size(c))
     blocks = [title]
-    if v.queued and not v.seen:
-        hint = "queued until online" if not c.compact else "queued"
-        blocks.append(text_block(hint, font(SMALL)))
-    stack(c, blocks, [4 if c.compact else 9])
+    small = font(SMALL)
+    if v.seen and v.seen_when:
+        blocks.append(fit_block(v.seen_when, (SMALL,), c.width, c.height, 1, True))
+    elif v.queued and not v.seen:
+        if c.compact:
+            words = next((w for w in QUEUED_WORDS if text_width(w, small) <= c.width),
+                         QUEUED_WORDS[-1])
+            blocks.append(text_block(words, small))
+        else:
+            lines = balanced_wrap(QUEUED_WORDS[0], small, c.width)
+            blocks.append(lines_block(lines, small, gap=1, centred=True))
+    two_lines = v.queued and not v.seen and not c.compact
+    stack(c, blocks, [4 if c.compact else (6 if two_lines else 9)])
 
 
 def draw_done(c: Canvas, v: DoneView) -> None:
@@ -111,17 +125,40 @@ def draw_received(c: Canvas, v: ReceivedView) -> None:
         badge.paint(c, badge_right + 1, max(0, cy - fh // 2 - 2))
         badge_right += 1 + badge.width
 
+    when = " ".join(v.when.split())
     if c.compact:
         text_x, gap = max(38, badge_right + 5), 4
+        room_w = c.width - text_x
+        if when:  # "From Sam" and, under it, when it came
+            blocks = _name_and_when(f"From {sender}", when, (13, SMALL), room_w, c.height,
+                                    centred=False)
+            stack(c, blocks, [3], left=text_x)
+            return
         label = text_block("From", font(SMALL))
         room = c.height - stack_height([label], []) - gap
-        name = fit_block(sender, (TITLE_COMPACT, 13, SMALL), c.width - text_x, room, 1, False)
+        name = fit_block(sender, (TITLE_COMPACT, 13, SMALL), room_w, room, 1, False)
         stack(c, [label, name], [gap], left=text_x)
     else:
         area_top = cy + (fh + 1) // 2 + 2
         area = (area_top, c.height - area_top)
+        if when:
+            blocks = _name_and_when(f"From {sender}", when, (16, 13, SMALL), c.width, area[1],
+                                    centred=True)
+            stack(c, blocks, [3], area=area)
+            return
         name = fit_block(f"From {sender}", (16, 13, SMALL), c.width, area[1], 3, True)
         stack(c, [name], [], area=area)
+
+
+def _name_and_when(name: str, when: str, sizes: tuple[int, ...], width: int, height: int,
+                   centred: bool) -> list[Block]:
+    """``From Sam`` on one line, as big as still leaves room for ``2 h ago`` under it."""
+    small = font(SMALL)
+    if text_width(when, small) > width:  # "yesterday 21:40" -> "yesterday"
+        when = when.rsplit(" ", 1)[0]
+    when_block = fit_block(when, (SMALL,), width, height, 1, centred)
+    room = height - stack_height([when_block], []) - 3
+    return [fit_block(name, sizes, width, room, 1, centred), when_block]
 
 
 def count_badge(count: int) -> Block:

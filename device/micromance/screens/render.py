@@ -2,8 +2,8 @@
 
 ``render(frame, width, height)`` is the entry point the runtime and the preview use. It picks
 the screen for the view type and applies the OLED-care pixel shift; the layouts live in
-``home``, ``notices`` and ``pairing``. Nothing here reads clocks, files or globals: equal
-frames give identical images, which the golden tests rely on.
+``home``, ``notices``, ``moments`` and ``pairing``. Nothing here reads clocks, files or
+globals: equal frames give identical images, which the golden tests rely on.
 
 Pillow is imported on the first render, not at import: importing the screens stays cheap.
 """
@@ -14,17 +14,20 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from micromance.screens import home, notices, pairing
+from micromance.screens import home, moments, notices, pairing
 from micromance.screens.layout import MARGIN, MAX_SHIFT, Canvas
 from micromance.screens.views import (
     DoneView,
     Frame,
+    HelpView,
     HomeView,
     PairingView,
     ProblemView,
     QuietView,
     ReceivedView,
     SentView,
+    TogetherView,
+    WeekView,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +46,9 @@ _SCREENS: dict[type, Callable[[Canvas, Any], None]] = {
     PairingView: pairing.draw_pairing,
     ProblemView: notices.draw_problem,
     QuietView: notices.draw_quiet,
+    TogetherView: moments.draw_together,
+    WeekView: moments.draw_week,
+    HelpView: moments.draw_help,
 }
 
 

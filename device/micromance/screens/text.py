@@ -33,7 +33,7 @@ MONO_UP_TO = 9
 #: survive as solid 1 px lines, high enough that small letters keep their holes open.
 THRESHOLD = 80
 #: Text from this size (px) up is drawn a pixel bolder: 1 px strokes look frail from afar.
-BOLD_FROM = 16
+BOLD_FROM = 14
 
 #: Typographic characters that are easier to read as their plain forms on a tiny panel.
 _REPLACEMENTS = {
@@ -328,3 +328,87 @@ def ellipsize(lines: list[str], fnt: FreeTypeFont, max_width: int, max_lines: in
         last = last.rsplit(" ", 1)[0] if " " in last else last[:-1]
     kept[-1] = last.rstrip("-") + "..."
     return kept
+
+
+# --------------------------------------------------------------------------- pages
+
+#: Words that open a clause or a phrase of their own: a page may start with one.
+CLAUSE_WORDS = frozenset({
+    "and", "but", "or", "so", "then", "before", "after", "when", "while", "until", "unless",
+    "if", "because", "as", "once", "since", "where", "instead", "even", "that", "how", "what",
+    "why", "who", "which", "whether",
+})
+#: Words that open a phrase that reads well on its own, but less of a pause than a clause.
+PHRASE_WORDS = frozenset({"without", "with", "to", "for", "in", "on", "at", "from"})
+#: What a page break costs before a word, by what ends the word before it or opens the
+#: word itself: the splitter takes the cheapest set of breaks with the fewest pages.
+SENTENCE_BREAK, CLAUSE_BREAK, CLAUSE_WORD_BREAK, PHRASE_BREAK, WORD_BREAK = 0, 1, 2, 4, 100
+
+
+def break_cost(before: str, word: str) -> int:
+    """What a page break between ``before`` and ``word`` costs (``WORD_BREAK``: mid-clause)."""
+    if before.endswith((".", "!", "?")):
+        return SENTENCE_BREAK
+    if before.endswith((",", ";", ":")) or before in ("-", "--") or word in ("-", "--"):
+        return CLAUSE_BREAK
+    bare = word.strip("'\"(").casefold()
+    if bare in CLAUSE_WORDS:
+        return CLAUSE_WORD_BREAK
+    if bare in PHRASE_WORDS:
+        return PHRASE_BREAK
+    return WORD_BREAK
+
+
+def clause_pages(text: str, fnt: FreeTypeFont, max_width: int,
+                 per_page: int) -> list[list[str]]:
+    """``text`` in pages of at most ``per_page`` lines, turned at sentence or clause breaks.
+
+    A page ends in the middle of a clause only when a clause alone is longer than a page,
+    and holds a single word only when nothing else avoids that; otherwise the fewest pages,
+    then the cheapest breaks (``break_cost``): a full stop before a comma, a comma before
+    "and". Each page is wrapped on its own, lines balanced.
+    """
+    return [list(page) for page in _clause_pages(text, fnt, max_width, max(1, per_page))]
+
+
+@functools.lru_cache(maxsize=256)
+def _clause_pages(text: str, fnt: FreeTypeFont, max_width: int,
+                  per_page: int) -> tuple[tuple[str, ...], ...]:
+    words = displayable(text).split()
+    if not words:
+        return ((),)
+    n = len(words)
+
+    def lines_of(i: int, j: int) -> tuple[str, ...]:
+        return _wrap(" ".join(words[i:j]), fnt, max_width)
+
+    # best[j]: (breaks mid-clause, pages of one word, pages, cost, start of the last page)
+    # for the words before j, compared in that order: a break in the middle of a clause is
+    # worse than a page of one word ("unasked"), which is worse than another page.
+    best: list[tuple[int, int, int, int, int] | None] = [None] * (n + 1)
+    best[0] = (0, 0, 0, 0, 0)
+    for j in range(1, n + 1):
+        for i in range(j - 1, -1, -1):
+            if len(lines_of(i, j)) > per_page:
+                break  # a longer page from further back cannot fit either
+            before = best[i]
+            if before is None:
+                continue
+            cost = break_cost(words[i - 1], words[i]) if i else 0
+            candidate = (before[0] + (cost >= WORD_BREAK), before[1] + (j - i == 1 < n),
+                         before[2] + 1, before[3] + cost, i)
+            current = best[j]
+            if current is None or candidate[:4] < current[:4]:
+                best[j] = candidate
+    if best[n] is None:  # a single word longer than a page: plain lines, hyphenated
+        lines = list(_wrap(text, fnt, max_width))
+        return tuple(tuple(page) for page in paginate(lines, per_page))
+    pages: list[tuple[str, ...]] = []
+    j = n
+    while j > 0:
+        entry = best[j]
+        assert entry is not None
+        i = entry[4]
+        pages.append(_balanced(" ".join(words[i:j]), fnt, max_width))
+        j = i
+    return tuple(reversed(pages))

@@ -67,12 +67,16 @@ class HomeView:
     page: int = 0              # which page of a long prompt (wraps around)
     focus: bool = False        # the morning "focus of the day"
     pending: int = 0           # received thank-yous not yet looked at (shown after quiet hours)
+    partner: str = ""          # the partner's name, for the status words ("" : "Partner")
+    away_since: str = ""       # PARTNER_OFFLINE: since when, e.g. "18:05", "yesterday 21:40"
+    pending_when: str = ""     # when the oldest waiting thank-you came, once it waited 10 min
 
 
 @dataclass(frozen=True)
 class SentView:
     seen: bool = False         # False: "Sent ♥" (queued or delivered); True: "Seen ✓"
     queued: bool = False       # True when the link is down and the press waits in the outbox
+    seen_when: str = ""        # with ``seen``: when, e.g. "just now", "2 h ago"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,31 @@ class ReceivedView:
     sender: str
     frame: int = 0             # animation frame, 0 .. RECEIVED_FRAMES - 1 (last one is still)
     count: int = 1             # unacknowledged thank-yous from the partner
+    when: str = ""             # when it came, once it waited more than 10 minutes
+
+
+@dataclass(frozen=True)
+class TogetherView:
+    """Both pressed THANKS within minutes of each other: two hearts meet."""
+
+    partner: str
+    frame: int = 0             # animation frame, 0 .. TOGETHER_FRAMES - 1 (last one is still)
+
+
+@dataclass(frozen=True)
+class WeekView:
+    """The last seven days of thank-yous (both ways) as bars, and the gesture streak."""
+
+    days: tuple[int, ...]      # oldest first; the last is today
+    weekday: int               # today's weekday, 0 = Monday
+    streak: int = 0
+
+
+@dataclass(frozen=True)
+class HelpView:
+    """What the two buttons do."""
+
+    page: int = 0              # compact panels show it in two pages (wraps around)
 
 
 @dataclass(frozen=True)
@@ -107,10 +136,13 @@ class QuietView:
     pending: int = 0
 
 
-View = HomeView | SentView | ReceivedView | DoneView | PairingView | ProblemView | QuietView
+View = (HomeView | SentView | ReceivedView | DoneView | PairingView | ProblemView | QuietView
+        | TogetherView | WeekView | HelpView)
 
 #: Frames of the Received heart animation; the core advances ``ReceivedView.frame``.
 RECEIVED_FRAMES = 6
+#: Frames of the Together animation (two hearts meet); the core advances its ``frame``.
+TOGETHER_FRAMES = 8
 
 
 @dataclass(frozen=True)

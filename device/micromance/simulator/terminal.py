@@ -36,9 +36,9 @@ DEFAULT_STATE = Path(".state/simulate")
 #: Keys for the left and right unit: THANKS, NEXT, hold NEXT (done), hold THANKS, both (pair).
 KEYMAPS = (
     {"t": Gesture.THANKS_PRESS, "n": Gesture.NEXT_PRESS, "N": Gesture.NEXT_HOLD,
-     "T": Gesture.THANKS_HOLD, "p": Gesture.BOTH_HOLD},
+     "T": Gesture.THANKS_HOLD, "w": Gesture.BOTH_PRESS, "p": Gesture.BOTH_HOLD},
     {"y": Gesture.THANKS_PRESS, "m": Gesture.NEXT_PRESS, "M": Gesture.NEXT_HOLD,
-     "Y": Gesture.THANKS_HOLD, "o": Gesture.BOTH_HOLD},
+     "Y": Gesture.THANKS_HOLD, "i": Gesture.BOTH_PRESS, "o": Gesture.BOTH_HOLD},
 )
 NAMES = ("Sam", "Alex")
 QUIT_KEYS = {"q", "\x03", "\x04"}
@@ -140,8 +140,9 @@ class Simulation:
                 image = Image.new("1", display.size if display else (128, 64))
             lines = to_braille(image)
             state = unit.state
-            light = "♥ light pulsing" if unit.panel and \
-                unit.panel.light_mode is LightMode.PULSE else "  light off"
+            mode = unit.panel.light_mode if unit.panel else LightMode.OFF
+            light = {LightMode.PULSE: "♥ light pulsing", LightMode.ON: "● light on"}.get(
+                mode, "  light off")
             link = state.partner.link.value if state else "starting"
             title = f" {NAMES[index]} · {link} "
             keys = KEYMAPS[index]
@@ -159,7 +160,7 @@ class Simulation:
 
 _KEY_WORDS = {
     Gesture.THANKS_PRESS: "THANKS", Gesture.NEXT_PRESS: "NEXT", Gesture.NEXT_HOLD: "done",
-    Gesture.THANKS_HOLD: "hold", Gesture.BOTH_HOLD: "pair",
+    Gesture.THANKS_HOLD: "hold", Gesture.BOTH_PRESS: "week", Gesture.BOTH_HOLD: "pair",
 }
 
 
