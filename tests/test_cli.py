@@ -59,6 +59,8 @@ def test_run_stdin_thanks_then_eof_exits_0_and_leaves_a_frame(config, tmp_path):
         assert image.size == (128, 64)
         assert image.convert("1").getbbox() is not None  # something is drawn
 
+    text = micromance("status", "--config", str(config)).stdout
+    assert "unit:     not running" in text and "nothing is set up" not in text
     status = micromance("status", "--config", str(config), "--json")
     report = json.loads(status.stdout)
     assert report.keys() >= STATUS_KEYS
@@ -76,6 +78,15 @@ def test_every_stdin_key_is_understood(config):
     assert "marked done" in result.stderr             # N
     assert "pairing: looking for the other unit" in result.stderr  # p
     assert "ignored keys 'x'" in result.stderr
+
+
+def test_q_stops_a_unit_reading_stdin_as_the_simulator_does(config):
+    """The rest of the input (and of q's line) is not read: the unit stops at q."""
+    result = micromance("run", "--config", str(config), "--input", "stdin",
+                        stdin="t\ntqt\nt\n", env=MOCK_PINS, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "thank-you #2 counted here" in result.stderr
+    assert "#3" not in result.stderr and "ignored keys" not in result.stderr
 
 
 def test_missing_i2c_bus_exits_69_with_a_hint(config):
@@ -214,3 +225,15 @@ def test_a_lost_database_keeps_the_pair_and_its_identity(tmp_path, config):
             == [(pair["device_id"],)]
     finally:
         connection.close()
+
+
+@pytest.mark.parametrize("command", ["run", "simulate", "status", "pair", "send", "web",
+                                     "doctor", "preview", "repair", "selftest"])
+def test_every_command_has_an_example_in_its_help(command):
+    text = micromance(command, "--help").stdout
+    assert "example" in text and f"micromance {command}" in text.split("example")[1]
+
+
+def test_pair_help_explains_the_code_step_and_the_wait():
+    text = " ".join(micromance("pair", "--help").stdout.split())
+    assert "6-digit code" in text and "answer y" in text and "2 minutes" in text

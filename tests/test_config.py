@@ -33,6 +33,7 @@ from micromance.config import (
     Config,
     DeviceConfig,
     DisplayConfig,
+    HomeAssistantConfig,
     LoggingConfig,
     PairingConfig,
     PathsConfig,
@@ -380,6 +381,19 @@ keepalive = 3600
 [pairing]
 room = "kitchen-lobby"
 
+[homeassistant]
+enabled = true
+host = "ha.home.arpa"
+port = 8884
+tls = true
+ca_file = "/etc/ssl/home-ca.pem"
+client_cert = "/etc/micromance/ha.crt"
+client_key = "/etc/micromance/ha.key"
+username = "micromance"
+password_file = "/etc/micromance/ha-password"
+keepalive = 120
+prefix = "ha/discovery"
+
 [paths]
 state_dir = "/srv/micromance"
 
@@ -408,6 +422,12 @@ def test_full_file_round_trips_every_key(tmp_path: Path) -> None:
             keepalive=3600),
         broker_named=True,
         pairing=PairingConfig(room="kitchen-lobby"),
+        homeassistant=HomeAssistantConfig(
+            enabled=True, host="ha.home.arpa", port=8884, tls=True,
+            ca_file="/etc/ssl/home-ca.pem", client_cert="/etc/micromance/ha.crt",
+            client_key="/etc/micromance/ha.key", username="micromance",
+            password_file="/etc/micromance/ha-password", keepalive=120,
+            prefix="ha/discovery"),
         paths=PathsConfig(state_dir="/srv/micromance"),
         logging=LoggingConfig(level="debug"),
         source=path,
@@ -492,7 +512,7 @@ def test_every_section_and_key_has_a_default() -> None:
         for f in dataclasses.fields(section_type):
             assert f.default is not dataclasses.MISSING, f"{section_type.__name__}.{f.name}"
     assert list(SECTIONS) == ["device", "display", "pins", "prompts", "quiet_hours", "broker",
-                              "pairing", "paths", "logging"]
+                              "pairing", "homeassistant", "paths", "logging"]
 
 
 # --- where the config comes from -------------------------------------------------------------
@@ -559,24 +579,28 @@ def test_example_config_is_exactly_the_defaults() -> None:
     assert load_config(EXAMPLE) == replace(Config(), source=EXAMPLE)
 
 
-def commented_broker(text: str) -> dict:
-    """The example's [broker] table, commented out so that the public brokers are used."""
-    start = text.index("# [broker]\n")
+def commented(text: str, section: str) -> dict:
+    """A table of the example that is commented out (the broker: so that the public brokers
+    are used; Home Assistant: off unless asked for)."""
+    start = text.index(f"# [{section}]\n")
     block = []
     for line in text[start:].splitlines():
         if not line.startswith("#"):
             break
         block.append(line[2:] if line.startswith("# ") else "")
-    return tomllib.loads("\n".join(block))["broker"]
+    return tomllib.loads("\n".join(block))[section]
 
 
 def test_example_config_lists_every_key() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    data = {**tomllib.loads(text), "broker": commented_broker(text)}
+    data = {**tomllib.loads(text), "broker": commented(text, "broker"),
+            "homeassistant": commented(text, "homeassistant")}
     assert sorted(data) == sorted(SECTIONS)
     for section, section_type in SECTIONS.items():
         assert list(data[section]) == [f.name for f in dataclasses.fields(section_type)], section
     assert BrokerConfig(**data["broker"]) == BrokerConfig()  # the commented values: defaults
+    # ...but `enabled`: uncommenting the table switches it on
+    assert HomeAssistantConfig(**data["homeassistant"]) == HomeAssistantConfig(enabled=True)
 
 
 def test_example_config_explains_every_key() -> None:
@@ -739,3 +763,27 @@ def test_a_broker_named_twice_or_too_many_brokers_are_refused(tmp_path: Path) ->
     with pytest.raises(ConfigError, match=r"9 \[\[broker\]\] tables") as caught:
         load_config(write(tmp_path, many))
     assert "at most 8" in caught.value.fix
+
+
+def test_home_assistant_is_off_unless_its_table_is_there(tmp_path: Path) -> None:
+    assert not load_config(write(tmp_path, "")).homeassistant.enabled
+    on = load_config(write(tmp_path, '[homeassistant]\nhost = "ha.local"\n')).homeassistant
+    assert (on.enabled, on.host, on.port, on.tls, on.prefix) == (
+        True, "ha.local", 1883, False, "homeassistant")
+    off = load_config(write(tmp_path, "[homeassistant]\nenabled = false\n")).homeassistant
+    assert not off.enabled
+    assert on.broker == BrokerConfig(host="ha.local", port=1883, tls=False)
+    with pytest.raises(ConfigError, match=r'homeassistant\.prefix = "a/#" is not a topic'):
+        load_config(write(tmp_path, '[homeassistant]\nprefix = "a/#"\n'))
+    with pytest.raises(ConfigError, match=r"unknown key homeassistant\.room"):
+        load_config(write(tmp_path, '[homeassistant]\nroom = "lobby"\n'))
+
+
+def test_a_pin_clash_blames_the_line_edited_last(tmp_path: Path) -> None:
+    """Moving THANKS onto the LED's pin names pins.thanks (the line that changed), not the LED."""
+    with pytest.raises(ConfigError) as moved:
+        load_config(write(tmp_path, "[pins]\nthanks = 18\n"))
+    assert "pins.thanks = 18 (line 2) is already used by pins.led" in moved.value.message
+    with pytest.raises(ConfigError) as later:
+        load_config(write(tmp_path, "[pins]\nled = 5\nnext = 6\nthanks = 5\n"))
+    assert "pins.thanks = 5 (line 4) is already used by pins.led" in later.value.message

@@ -33,6 +33,7 @@ SAMPLES: dict[type, object] = {
     cmd.SetPanelPower: cmd.SetPanelPower(False),
     cmd.SetLight: cmd.SetLight(LightMode.PULSE),
     cmd.ReportLiveFacts: cmd.ReportLiveFacts(LiveFacts("connected", "online", "Alex", 0, 0)),
+    cmd.ReportHome: cmd.ReportHome(cmd.HomeFacts(True, 1, 0, 1, 0, 0, 0, "Smile", True, 0)),
     cmd.SaveCounters: cmd.SaveCounters(Counters(sent_total=1)),
     cmd.SaveRotation: cmd.SaveRotation("", "abc", 1),
     cmd.SaveWindow: cmd.SaveWindow('{"highest":1,"bitmap":1}'),
@@ -49,6 +50,7 @@ SAMPLES: dict[type, object] = {
     cmd.PublishPairing: cmd.PublishPairing(b"{}"),
     cmd.StopPairing: cmd.StopPairing(),
     cmd.SavePair: cmd.SavePair(PairResult("ab" * 16, bytes(32), "a")),
+    cmd.SendUnpair: cmd.SendUnpair(sent_total=1),
     cmd.ForgetPair: cmd.ForgetPair(),
 }
 
@@ -59,7 +61,7 @@ class Room:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def open(self) -> None:
+    def open(self, topic: str = "") -> None:
         self.calls.append("open")
 
     def publish(self, payload: bytes) -> None:

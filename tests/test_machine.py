@@ -1021,3 +1021,24 @@ def test_the_week_never_shows_by_itself_in_quiet_hours(clock):
     unit = Unit(clock, quiet=QuietHours.parse("17:00", "07:00"))
     unit.run_for(24 * 3600)
     assert not any(isinstance(c.frame.view, v.WeekView) for c in of(cmd.ShowFrame, unit.log))
+
+
+def test_an_old_pairs_message_is_counted_apart_and_says_nothing(unit):
+    """After a re-pairing the broker session may still carry the old pair's traffic: a
+    builder must not read that as an attack in the log."""
+    out = unit.send(ev.OldPairMessage)
+    assert not of(cmd.NoteRejected, out)
+    assert (unit.state.partner.old_pair, unit.state.partner.rejected) == (1, 0)
+    facts = of(cmd.ReportLiveFacts, out)
+    assert facts and facts[0].facts.old_pair == 1
+
+
+def test_the_partners_name_comes_with_its_presence(unit):
+    """A new partner is named before its first thank-you (``pair`` says "Paired with ...")."""
+    presence = Message(type="presence", sender=PARTNER, seq=7, time="2026-11-25T12:00:00+01:00",
+                       name="Alex", sent_total=0, online=True)
+    out = unit.send(ev.Delivery, message=presence)
+    assert unit.state.sender == "Alex"
+    assert of(cmd.SaveCounters, out)[0].counters.partner_name == "Alex"
+    again = replace(presence, seq=8)
+    assert not of(cmd.SaveCounters, unit.send(ev.Delivery, message=again))  # no change, no write

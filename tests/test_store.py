@@ -198,7 +198,7 @@ def test_a_restart_goes_on_after_the_reserved_ceiling(tmp_path):
 def test_a_run_starts_from_the_clock_above_a_forgotten_run(tmp_path):
     """A store that went back in time must not number new messages with the seqs of the run
     it forgot (its partner saw those): each run starts from the wall clock."""
-    from micromance.store import SEQS_PER_SECOND
+    from micromance.protocol import SEQS_PER_SECOND
 
     store = Store.open(tmp_path, clock=lambda: 1000.0)
     store.close()

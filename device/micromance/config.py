@@ -96,6 +96,35 @@ class BrokerConfig:
     keepalive: int = 60
 
 
+@dataclass(frozen=True)
+class HomeAssistantConfig:
+    """The home's own broker, for Home Assistant's MQTT discovery (not the couple's): the keys
+    of ``[broker]`` but the room, and the discovery prefix.
+
+    Off unless the file has a ``[homeassistant]`` table; ``enabled = false`` there keeps the
+    settings and takes the device out of Home Assistant at the next start or reload."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 1883
+    tls: bool = False
+    ca_file: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    username: str = ""
+    password_file: str = ""
+    keepalive: int = 60
+    prefix: str = "homeassistant"
+
+    @property
+    def broker(self) -> BrokerConfig:
+        """The connection settings, in the form every broker client takes."""
+        return BrokerConfig(host=self.host, port=self.port, tls=self.tls,
+                            ca_file=self.ca_file, client_cert=self.client_cert,
+                            client_key=self.client_key, username=self.username,
+                            password_file=self.password_file, keepalive=self.keepalive)
+
+
 #: The most ``[[broker]]`` tables a config may name.
 MAX_BROKERS = 8
 
@@ -134,6 +163,7 @@ class Config:
     quiet_hours: QuietHoursConfig = field(default_factory=QuietHoursConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     pairing: PairingConfig = field(default_factory=PairingConfig)
+    homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     #: Several ``[[broker]]`` tables (empty: the file has none).
@@ -298,6 +328,13 @@ RULES: dict[str, Callable[[Any], Any]] = {
     "pairing.room": lambda v: v
     if re.fullmatch(r"[A-Za-z0-9_-]{0,64}", v)
     else _fail("not a usable room name: letters, digits, - and _ only, at most 64"),
+    "homeassistant.host": lambda v: v if v.strip() else _fail("empty: name the home's broker"),
+    "homeassistant.port": _range(1, 65535),
+    "homeassistant.keepalive": _range(5, 3600),
+    "homeassistant.prefix": lambda v: v
+    if re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", v)
+    else _fail("not a topic prefix: letters, digits, - and _, levels separated by /, as "
+               "Home Assistant's discovery prefix (default \"homeassistant\")"),
     "paths.state_dir": lambda v: v if v.strip() else _fail("empty: name a writable directory"),
     "logging.level": _choice(LOG_LEVELS),
 }
@@ -379,8 +416,18 @@ def parse_config(text: str, path: Path) -> Config:
             raise ConfigError(f"{path}: {section_name} = {_show(table)} should be a section",
                               fix=f"write it as a [{section_name}] table")
         sections[section_name] = _build_section(path, section_name, section_type, table)
+        if section_name == "homeassistant":
+            sections[section_name] = _home_assistant(path, table, sections[section_name])
     config = Config(**sections, broker_named="broker" in sections, source=path)
-    return _check_combinations(config, str(path))
+    return _check_combinations(config, str(path), _key_lines(text))
+
+
+def _home_assistant(path: Path, table: dict[str, Any],
+                    section: HomeAssistantConfig) -> HomeAssistantConfig:
+    """A ``[homeassistant]`` table switches it on (unless it says ``enabled = false``)."""
+    if "enabled" not in table:
+        section = dataclasses.replace(section, enabled=True)
+    return section
 
 
 _MIXED_BROKERS = re.compile(r"^\s*\[\[\s*broker\s*\]\]", re.M)
@@ -399,7 +446,7 @@ def _broker_list(path: Path, tables: list[Any]) -> tuple[BrokerConfig, ...]:
             raise ConfigError(
                 f"{path}: broker.room = {_show(table['room'])} in [[broker]] number {number}",
                 fix="with several brokers the pairing room is one for all of them: move it to "
-                    "[pairing] room")
+                    "[pairing] room", key="broker.room")
         broker = _build_section(path, "broker", BrokerConfig, table)
         twin = next((n for n, b in enumerate(brokers, 1)
                      if (b.host, b.port) == (broker.host, broker.port)), None)
@@ -440,7 +487,7 @@ def _check_value(path: Path, dotted: str, value: Any, default: Any) -> Any:
         raise ConfigError(
             f"{path}: {dotted} = {_show(value)} has the wrong type: expected "
             f"{_TYPE_NAMES[expected]}, got {_type_word(value)}",
-            fix=f"write it like {dotted.split('.')[1]} = {_show(default)}"
+            fix=f"write it like {dotted.split('.')[1]} = {_show(default)}", key=dotted
         )
     rule = RULES.get(dotted)
     if rule is None:
@@ -451,7 +498,7 @@ def _check_value(path: Path, dotted: str, value: Any, default: Any) -> Any:
         hint = header_pin_hint(dotted[5:], value) if dotted.startswith("pins.") else ""
         raise ConfigError(f"{path}: {dotted} = {_show(value)} is {error}",
                           fix=hint or "change it or remove the line to use the default "
-                          f"({_show(default)})") from None
+                          f"({_show(default)})", key=dotted) from None
 
 
 def _display_pins(display: DisplayConfig) -> list[tuple[int, str]]:
@@ -470,16 +517,41 @@ def _display_pins(display: DisplayConfig) -> list[tuple[int, str]]:
             (display.gpio_reset, "display.gpio_reset")]
 
 
-def _check_combinations(config: Config, where: str) -> Config:
+def _key_lines(text: str) -> dict[str, int]:
+    """The line each ``section.key`` is set on (plain ``[section]`` tables; enough to say
+    which of two conflicting lines is the offender)."""
+    lines: dict[str, int] = {}
+    section = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        header = re.match(r"\s*\[\s*([A-Za-z_]+)\s*\]\s*(#.*)?$", line)
+        if header:
+            section = header.group(1)
+            continue
+        key = re.match(r"\s*([A-Za-z_]+)\s*=", line)
+        if key and section:
+            lines[f"{section}.{key.group(1)}"] = number
+    return lines
+
+
+def _check_combinations(config: Config, where: str, lines: dict[str, int] | None = None
+                        ) -> Config:
+    """Two parts on one GPIO: the offender is the later of the two lines in the file (the one
+    most likely edited last), or the one the file sets when the other is a default."""
+    lines = lines or {}
     claims = _display_pins(config.display) + [
         (getattr(config.pins, key), f"pins.{key}") for key in ("thanks", "next", "led")]
     used: dict[int, str] = {}
     for pin, label in claims:
         if pin in used:
-            hints = [header_pin_hint(name[5:], pin) for name in (label, used[pin])
+            other = used[pin]
+            if lines.get(other, -1) > lines.get(label, -1):
+                label, other = other, label
+            hints = [header_pin_hint(name[5:], pin) for name in (label, other)
                      if name.startswith("pins.")]
-            raise ConfigError(f"{where}: {label} = {pin} is already used by {used[pin]}",
-                              fix=next((h for h in hints if h), "give each part its own GPIO"))
+            line = f" (line {lines[label]})" if label in lines else ""
+            raise ConfigError(f"{where}: {label} = {pin}{line} is already used by {other}",
+                              fix=next((h for h in hints if h), "give each part its own GPIO"),
+                              key=label if label in RULES else "")
         used[pin] = label
     return config
 
@@ -504,7 +576,8 @@ def _unknown(path: Path, dotted: str, known: list[str], what: str,
     shown = f" = {_show(value)}" if what == "key" else ""
     hint = f"; did you mean {near}?" if near else ""
     return ConfigError(f"{path}: unknown {what} {dotted}{shown}{hint}",
-                       fix=f"rename or remove it (known: {', '.join(known)})")
+                       fix=f"rename or remove it (known: {', '.join(known)})",
+                       key=dotted if what == "key" else "")
 
 
 def _show(value: Any) -> str:

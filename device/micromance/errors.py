@@ -31,9 +31,17 @@ class MicromanceError(Exception):
 
 
 class ConfigError(MicromanceError):
-    """The config file (or a file it names) is missing, unreadable or has a bad value."""
+    """The config file (or a file it names) is missing, unreadable or has a bad value.
+
+    ``key`` is the dotted key at fault (``"quiet_hours.start"``) when there is one, so the web
+    page shows the error beside its field; "" for the file as a whole.
+    """
 
     exit_code = EX_CONFIG
+
+    def __init__(self, message: str, fix: str = "", *, key: str = "") -> None:
+        super().__init__(message, fix)
+        self.key = key
 
 
 class HardwareError(MicromanceError):

@@ -26,6 +26,7 @@ from micromance.core import events as ev
 from micromance.core.commands import Command
 from micromance.errors import StoreError
 from micromance.link.courier import Courier
+from micromance.link.homeassistant import HomeAssistant
 from micromance.link.pair_file import Pair
 from micromance.link.rendezvous import PairingRoom
 from micromance.protocol import MessageType
@@ -42,7 +43,8 @@ class Executor:
     def __init__(self, config: Config, *, store: Store, display: Any, panel: Any,
                  courier: Courier, room: PairingRoom, live: LiveFactsFile, device_id: str,
                  post: Callable[..., None],
-                 observers: Sequence[Callable[[Command], None]] = ()) -> None:
+                 observers: Sequence[Callable[[Command], None]] = (),
+                 home: HomeAssistant | None = None) -> None:
         self._config = config
         self._post = post
         self._store = store
@@ -53,6 +55,7 @@ class Executor:
         self._live = live
         self._device_id = device_id
         self._observers = observers
+        self._home = home
         self._last_image: bytes | None = None
 
     def carry_out(self, commands: list[Command], wall: datetime) -> None:
@@ -86,6 +89,9 @@ class Executor:
                 self._panel.set_light(mode)
             case cmd.ReportLiveFacts(facts=facts):
                 self._live.report(facts)
+            case cmd.ReportHome(facts=facts):
+                if self._home is not None:
+                    self._home.report(facts)
             case cmd.SaveCounters(counters=counters):
                 store.save_counters(counters, courier.pair_id)
             case cmd.SaveRotation(bag_json=bag, prompt_id=prompt_id, draws=draws):
@@ -131,8 +137,8 @@ class Executor:
                 if first:
                     log.warning("dropped a message that failed checks (%s); further ones are "
                                 "counted in status, not logged", reason)
-            case cmd.StartPairing():
-                self._room.open()
+            case cmd.StartPairing(topic=topic):
+                self._room.open(topic)
             case cmd.PublishPairing(payload=payload):
                 self._room.publish(payload)
             case cmd.StopPairing():
@@ -142,11 +148,21 @@ class Executor:
                 brokers = () if self._config.brokers else PUBLIC_BROKERS
                 courier.switch(Pair(result.pair_id, result.key, self._device_id,
                                     result.partner_id, brokers=brokers))
-            case cmd.ForgetPair():
-                log.info("the partner unpaired the units: forgetting the pair")
+            case cmd.SendUnpair(sent_total=sent_total):
+                told = courier.tell_unpair(wall, sent_total=sent_total)
+                store.after_commit(lambda: log.info(
+                    "unpairing: %s", "the partner was told" if told
+                    else "no broker connected, the partner was not told"))
+            case cmd.ForgetPair(ours=ours):
+                log.info("%s: forgetting the pair", "asked to unpair" if ours
+                         else "the partner unpaired the units")
                 courier.switch(None)
             case _:
                 assert_never(command)
+
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config (the brokers a new pair keeps come from it)."""
+        self._config = config
 
     def show(self, frame: Frame) -> None:
         """Push a frame, unless the panel already shows these very pixels."""

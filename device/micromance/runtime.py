@@ -1,10 +1,16 @@
 """The runtime: wires the adapters, the core, the executor and the loop into one unit.
 
 ``run`` opens everything in dependency order (store, display, panel, partner link, pairing
-room, key reader, calendar), restores the core's state from the store, and hands the loop one
-handler: ``core.step``, then the executor. Everything is closed in reverse order on the way
-out, whatever ended the loop. Other threads only ``post`` events (``on_edge``, ``on_gesture``)
-or ``stop`` the unit.
+room, control socket, key reader, calendar), restores the core's state from the store, and
+hands the loop one handler: ``core.step``, then the executor. Everything is closed in reverse
+order on the way out, whatever ended the loop. Other threads only ``post`` events
+(``on_edge``, ``on_gesture``), ask for work on the loop thread (``call_soon``: SIGHUP's
+reload) or ``stop`` the unit.
+
+``reload`` re-reads the config file on the loop thread (SIGHUP, the control socket's
+``reload``): a good file is applied without a restart (the core gets new ``Settings``, the
+calendar and the link follow when theirs changed), and what only a restart can apply is named;
+a bad one changes nothing and is reported as ``config_error``.
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from micromance.config import Config
+from micromance.config import Config, load_config
 from micromance.content.library import load_library
+from micromance.control.client import control_path
+from micromance.control.server import ControlServer
 from micromance.core import events as ev
 from micromance.core.clock import Clock, SystemClock
 from micromance.core.commands import Command, Durable
@@ -27,10 +35,11 @@ from micromance.core.events import Button, Gesture
 from micromance.core.machine import initial_state, next_deadline, step
 from micromance.core.quiet import QuietHours
 from micromance.core.state import Outputs, Settings, State
-from micromance.errors import StoreError
+from micromance.errors import ConfigError, StoreError
 from micromance.executor import Executor
 from micromance.health import ThreadWatch
-from micromance.link.courier import Courier
+from micromance.link.courier import Courier, brokers_for
+from micromance.link.homeassistant import HomeAssistant
 from micromance.link.rendezvous import PairingRoom
 from micromance.loop import Loop, Source, Timer
 from micromance.repair import open_store
@@ -42,6 +51,40 @@ from micromance.timers import CalendarTimers
 log = logging.getLogger("micromance")
 
 SCREENSHOT_NAME = "screen.png"
+#: Config keys a running unit cannot take over: the hardware it opened, where its state is.
+RESTART_KEYS = ("pins.thanks", "pins.next", "pins.led", "display.driver", "display.interface",
+                "display.width", "display.height", "display.rotate", "display.i2c_port",
+                "display.i2c_address", "display.spi_port", "display.spi_device",
+                "display.gpio_dc", "display.gpio_reset", "paths.state_dir")
+#: The sections compared key by key on a reload (the brokers are compared as a list).
+SECTIONS = ("device", "display", "pins", "prompts", "quiet_hours", "pairing", "paths",
+            "logging")
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """The dotted keys whose values differ, ``broker`` for the broker list, in file order."""
+    keys = []
+    for section in SECTIONS:
+        before, after = getattr(old, section), getattr(new, section)
+        keys += [f"{section}.{f.name}" for f in fields(before)
+                 if getattr(before, f.name) != getattr(after, f.name)]
+    if _link_brokers(old.brokers) != _link_brokers(new.brokers):
+        keys.append("broker")
+    if old.broker.room != new.broker.room:
+        keys.append("broker.room")
+    return keys
+
+
+def _link_brokers(brokers: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The brokers as a link uses them (the room is pairing's business)."""
+    return tuple(replace(broker, room="") for broker in brokers)
+
+
+def keep_restart_keys(old: Config, new: Config) -> Config:
+    """``new``, but with the values of ``RESTART_KEYS`` the running unit opened with."""
+    display = replace(new.display, **{key.split(".")[1]: getattr(old.display, key.split(".")[1])
+                                      for key in RESTART_KEYS if key.startswith("display.")})
+    return replace(new, pins=old.pins, paths=old.paths, display=display)
 
 
 def settings_from(config: Config) -> Settings:
@@ -58,6 +101,7 @@ def settings_from(config: Config) -> Settings:
         pixel_shift=config.display.pixel_shift,
         received_timeout=config.device.received_timeout_minutes * 60.0,
         library=library,
+        home_assistant=config.homeassistant.enabled,
     )
 
 
@@ -68,6 +112,13 @@ class Alarm:
                  action: Callable[[], None] = lambda: None) -> None:
         self.seconds_until_due = seconds
         self.run_due = action
+
+
+class _Task:
+    """Work for the loop thread, queued among the events (``Runtime.call_soon``)."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
 
 
 class Stepper:
@@ -150,6 +201,7 @@ class Runtime:
         #: Adapter threads that must be alive for WATCHDOG=1 (a deaf unit should restart).
         self.watch = ThreadWatch()
         self.live = LiveFactsFile(config)
+        self.control = ControlServer(control_path(config), self, self.clock.monotonic)
         self._started = threading.Event()
 
     # --- any thread ------------------------------------------------------------------------
@@ -167,6 +219,12 @@ class Runtime:
     def stop(self) -> None:
         """Ask the loop to end (safe from signal handlers)."""
         self.loop.stop()
+
+    def call_soon(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the loop thread, after the events queued before it (safe from
+        signal handlers: the wake-up is always written, also on the loop's own thread)."""
+        self.loop.post(_Task(action))
+        self.loop.wake()
 
     def wait_started(self, timeout: float | None = None) -> bool:
         return self._started.wait(timeout)
@@ -206,26 +264,34 @@ class Runtime:
                                              self.loop.wake, self._client_factory)
             room = PairingRoom(config.pairing_brokers, config.room, self.post,
                                client_factory=self._client_factory)
+            home = self.home = HomeAssistant(
+                config.homeassistant, device_id=device_id, name=config.device.name,
+                post=self.post, wake=self.loop.wake, client_factory=self._client_factory)
             self.executor = Executor(config, store=store, display=display, panel=panel,
                                      courier=courier, room=room, live=self.live,
                                      device_id=device_id, post=self.post,
-                                     observers=self.observers)
+                                     observers=self.observers, home=home)
             stepper = self._stepper = Stepper(self._restore(store, courier, device_id),
                                               self.executor)
             stack.callback(self.live.write)
+            self._room = room
             courier.connect()
             stack.callback(courier.disconnect)
             stack.callback(room.close)
+            home.open()  # the home's broker: its own connection, never in the couple's way
+            stack.callback(home.close)
+            self.control.open()
+            stack.callback(self.control.close)
             if self._key_stream is not None:
                 from micromance.hardware.keys import KeyLines
 
                 KeyLines(self._key_stream, self.on_gesture, self.stop).start()
-            timers = self.timers = CalendarTimers(
+            self.timers = CalendarTimers(
                 config.prompts.interval_minutes, config.prompts.focus_time, self._calendar)
-            stack.callback(timers.clear)
+            stack.callback(lambda: self.timers.clear())  # a reload may have replaced them
             stack.enter_context(self._signals())
             stack.callback(self._leave_screenshot)
-            self._loop(stepper, courier, timers, device_id)
+            self._loop(stepper, courier, device_id)
         return 0
 
     def _open_display(self) -> Any:
@@ -260,6 +326,8 @@ class Runtime:
             return
         previous = {sig: signal.signal(sig, lambda *_: self.stop())
                     for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(
+            signal.SIGHUP, lambda *_: self.call_soon(self._reload_on_signal))
         try:
             yield
         finally:
@@ -269,16 +337,63 @@ class Runtime:
     def _calendar(self, what: str) -> None:
         self.post(ev.RotatePrompt if what == "rotate" else ev.MorningFocus)
 
+    # --- reload and the control socket (the loop thread) --------------------------------------
+
+    def reload(self) -> list[str]:
+        """Re-read the config file and apply it; returns what changed (and what waits for a
+        restart). A bad file raises ``ConfigError`` and the unit runs on as it was."""
+        old = self.config
+        if old.source is None:
+            log.info("reload: running on the built-in defaults, there is no file to re-read")
+            return []
+        try:
+            read = load_config(old.source)
+            new = keep_restart_keys(old, read)
+            settings = replace(settings_from(new), shuffle_seed=self.settings.shuffle_seed,
+                               device_id=self.settings.device_id)
+        except ConfigError as error:
+            self.live.note_config_error(str(error))
+            log.error("reload refused, running on as before: %s", error)
+            raise
+        keys = changed_keys(old, new)
+        restart = [key for key in changed_keys(old, read) if key in RESTART_KEYS]
+        self.config, self.settings = new, settings
+        self.live.note_config_error("")
+        courier = self.courier
+        brokers_changed = _link_brokers(brokers_for(new, courier.pair)) != \
+            _link_brokers(courier.brokers)
+        self.post(ev.SettingsChanged, settings=settings, brokers_changed=brokers_changed)
+        courier.reconfigure(new)  # re-opens the links after that event: theirs come next
+        self._room.reconfigure(new.pairing_brokers, new.room)
+        self.executor.reconfigure(new)
+        self.home.reconfigure(new.homeassistant, new.device.name)
+        if {"prompts.interval_minutes", "prompts.focus_time"} & set(keys):
+            self.timers.clear()
+            self.timers = CalendarTimers(new.prompts.interval_minutes, new.prompts.focus_time,
+                                         self._calendar)
+        if "logging.level" in keys:
+            logging.getLogger().setLevel(new.logging.level.upper())
+        for key in restart:
+            log.warning("reload: restart to apply %s", key)
+        log.info("config reloaded from %s: %s", old.source, ", ".join(keys) or "no change")
+        return [*keys, *(f"restart to apply {key}" for key in restart)]
+
     # --- the loop --------------------------------------------------------------------------
 
-    def _loop(self, stepper: Stepper, courier: Courier, calendar: CalendarTimers,
-              device_id: str) -> None:
+    def _loop(self, stepper: Stepper, courier: Courier, device_id: str) -> None:
         def sources() -> list[Source]:
-            return list(courier.links)
+            return [*courier.links, *self.home.sources(), *self.control.sources()]
+
+        def handle(item: ev.Event | _Task) -> None:
+            if isinstance(item, _Task):
+                item.action()
+            else:
+                stepper.handle(item)
 
         timers: list[Timer] = [
             Alarm(lambda: stepper.seconds_until_deadline(self.clock.monotonic())),
-            calendar,
+            # The calendar of the moment (a reload may replace it).
+            Alarm(lambda: self.timers.seconds_until_due(), lambda: self.timers.run_due()),
             self.live,
             Alarm(lambda: self.notifier.watchdog_interval),
         ]
@@ -288,11 +403,29 @@ class Runtime:
                  getattr(self.display, "description", self.config.display.driver))
         self._started.set()
         try:
-            self.loop.run(stepper.handle, self._tick, sources=sources, timers=timers,
+            self.loop.run(handle, self._tick, sources=sources, timers=timers,
                           heartbeat=self._heartbeat)
         finally:
             self.notifier.stopping()
             log.info("stopping")
+
+    def _reload_on_signal(self) -> None:
+        with suppress(ConfigError):  # logged, and kept as config_error for status
+            self.reload()
+
+    def control_facts(self) -> dict[str, Any]:
+        """The control socket's ``status``, beyond the core's state: each broker as
+        ``status --json`` lists it, the refused reload, the pair."""
+        courier = self.courier
+        state = self.state
+        brokers = [{"host": b.host, "port": b.port, "tls": b.tls, "connected": False,
+                    "error": ""} for b in courier.brokers]
+        by_where = {f"{b['host']}:{b['port']}": b for b in brokers}
+        for link in state.partner.links if state is not None else ():
+            if link.where in by_where:
+                by_where[link.where].update(connected=link.connected, error=link.error)
+        return {"brokers": brokers, "config_error": self.live.config_error,
+                "pair_id": courier.pair_id[:8]}
 
     def _tick(self) -> ev.Tick:
         return ev.Tick(at=self.clock.monotonic(), wall=self.clock.now())

@@ -24,6 +24,8 @@ from micromance.store import Store
 log = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
+#: ``config`` in the status of a unit that runs on the shipped defaults (no file).
+DEFAULTS_NAME = "(built-in defaults)"
 SERVICE_RUNTIME_DIR = Path("/run/micromance")
 #: Live facts reach status.json this long after they change: a burst costs one write.
 STATUS_DELAY_SECONDS = 0.25
@@ -57,8 +59,17 @@ class LiveFactsFile:
         self._facts: LiveFacts | None = None
         self._due: float | None = None
         self._written: dict[str, Any] | None = None
+        #: Why the last reload was refused ("" while the config in use is the file's).
+        self.config_error = ""
         #: Set after each write (tests wait on it).
         self.written = threading.Event()
+
+    def note_config_error(self, error: str) -> None:
+        """A reload was refused (``error``) or succeeded (""): status says so soon."""
+        if error != self.config_error:
+            self.config_error = error
+            if self._facts is not None and self._due is None:
+                self._due = time.monotonic() + self._delay
 
     def report(self, facts: LiveFacts) -> None:
         self._facts = facts
@@ -79,7 +90,8 @@ class LiveFactsFile:
         self._due = None
         if self._facts is None:
             return
-        facts = {"pid": os.getpid(), "state_dir": self._state_dir, **asdict(self._facts)}
+        facts = {"pid": os.getpid(), "state_dir": self._state_dir, **asdict(self._facts),
+                 "config_error": self.config_error}
         if facts == self._written:
             return
         self._written = facts
@@ -97,7 +109,7 @@ def collect_status(config: Config) -> dict[str, Any]:
     store = Store.open_readonly(config.state_dir)
     report: dict[str, Any] = {
         "version": __version__,
-        "config": str(config.source) if config.source else "(built-in defaults)",
+        "config": str(config.source) if config.source else DEFAULTS_NAME,
         "state_dir": str(config.state_dir),
         "name": config.device.name,
         "device_id": None,
@@ -113,8 +125,10 @@ def collect_status(config: Config) -> dict[str, Any]:
         "outbox": 0,
         "rejected": 0,
         "duplicates": 0,
+        "old_pair": 0,
         "brokers": [],
         "last_events": [],
+        "config_error": "",
     }
     pair = load_pair(config.state_dir)
     from micromance.link.courier import brokers_for
@@ -129,7 +143,9 @@ def collect_status(config: Config) -> dict[str, Any]:
     if live:
         report.update(link=live["link"], partner=live["partner"], rejected=live["rejected"],
                       duplicates=live.get("duplicates", 0),
-                      partner_name=live.get("partner_name", ""), running=True)
+                      old_pair=live.get("old_pair", 0),
+                      partner_name=live.get("partner_name", ""),
+                      config_error=str(live.get("config_error", "")), running=True)
         _merge_brokers(report["brokers"], live.get("brokers", []))
     else:
         report["running"] = False
@@ -185,9 +201,19 @@ def read_live_facts(config: Config) -> dict[str, Any] | None:
 
 
 def format_status(report: dict[str, Any]) -> str:
+    if not report["device_id"] and report["config"] == DEFAULTS_NAME and not report["running"]:
+        return (f"micromance {report['version']}: nothing is set up here yet (no config file, "
+                f"no state in {report['state_dir']}, no unit running).\n"
+                "To try it on this computer: micromance simulate. To set up a unit: "
+                "sudo ./install.sh (see README.md, \"Build one\").")
+    running = "running" if report["running"] else "not running (the counts below are " \
+        "the stored ones)"
     lines = [
         f"micromance {report['version']}  ({report['name']}, device {report['device_id'] or '-'})",
+        f"unit:     {running}",
         f"config:   {report['config']}",
+        *([f"reload:   refused, running on the previous config: {report['config_error']}"]
+          if report.get("config_error") else []),
         f"paired:   {'yes, pair ' + report['pair_id'] if report['paired'] else 'no'}",
         f"link:     {report['link']}, partner {report['partner']}",
         f"thanks:   {report['sent_total']} sent, {report['received_total']} received, "

@@ -22,7 +22,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ from typing import Any
 from micromance.core.counters import Counters
 from micromance.errors import StoreError
 from micromance.link.pair_file import load_pair
-from micromance.protocol import SEQS_PER_SECOND
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +277,10 @@ class Store:
             return Counters()
 
     def save_counters(self, counters: Counters, pair_id: str = "") -> None:
-        self.put(self._counters_key(pair_id), json.dumps(asdict(counters), sort_keys=True))
+        # Field by field, not ``asdict``: its deep copy of the history's tuples took 0.15 ms
+        # of every press's commit; the JSON is the same (Counters holds no records).
+        record = {f.name: getattr(counters, f.name) for f in fields(counters)}
+        self.put(self._counters_key(pair_id), json.dumps(record, sort_keys=True))
 
     def load_rotation(self) -> tuple[str, str, int]:
         """(bag JSON, id of the prompt on screen, number of draws so far)."""
@@ -324,6 +326,9 @@ class Store:
             reserved = _as_int(self.get("seq", "0"))
             start = max(start, reserved + 1)
             if not self._run_first:
+                # Late: readers of the store (status, the web page) need no cryptography.
+                from micromance.protocol import SEQS_PER_SECOND
+
                 start = max(start, int(self._clock() * SEQS_PER_SECOND))
             ceiling = start + SEQ_BLOCK - 1
             self.put("seq", str(ceiling))

@@ -8,6 +8,8 @@ the same machine with three private mosquittos on loopback:
   process, B acknowledges after each press), with one broker and with three; the p50 of three
   must stay within 0.5 ms of the p50 of one. And with a list of the three, a "broker" that
   accepts TCP and never answers, and a port nothing listens on: within 2 ms of one;
+- the same with Home Assistant switched on and its (home) broker down, beside one broker:
+  a dead home broker must cost the couple's link nothing (within 0.5 ms at p50);
 - idle CPU: a paired unit process (partner online, nothing pressed) holding three connections,
   as a share of one core; target still 0.05 %;
 - memory: VmRSS of that idle unit with three brokers beside the same unit with one; the
@@ -69,6 +71,8 @@ def measure(quick: bool) -> dict[str, Any]:
             one_rows: list[dict[str, Any]] = []
             three_rows: list[dict[str, Any]] = []
             broken_rows: list[dict[str, Any]] = []
+            home_down_rows: list[dict[str, Any]] = []
+            home_down = free_loopback_port()
             for half in range(halves):
                 one_rows.append(press_to_light(base / f"one-{half}", ports[0],
                                                presses // halves, warmup)["lit"])
@@ -76,6 +80,9 @@ def measure(quick: bool) -> dict[str, Any]:
                                                  presses // halves, warmup, BROKERS)["lit"])
                 broken_rows.append(press_to_light(base / f"broken-{half}", broken,
                                                   presses // halves, warmup, BROKERS)["lit"])
+                home_down_rows.append(press_to_light(
+                    base / f"home-down-{half}", ports[0], presses // halves, warmup,
+                    home_port=home_down)["lit"])
             idle_one = idle_unit(base / "idle-one", ports[:1], quick)
             idle_three = idle_unit(base / "idle-three", ports, quick)
     one = _merge(one_rows)
@@ -83,6 +90,8 @@ def measure(quick: bool) -> dict[str, Any]:
     with_broken = _merge(broken_rows)
     difference = three["p50_ms"] - one["p50_ms"]
     broken_difference = with_broken["p50_ms"] - one["p50_ms"]
+    with_home_down = _merge(home_down_rows)
+    home_down_difference = with_home_down["p50_ms"] - one["p50_ms"]
     extra_mib = idle_three["rss_mib"] - idle_one["rss_mib"]
     return {
         "definition": "one unit pair with 1 and with 3 private brokers on loopback: press on "
@@ -92,6 +101,8 @@ def measure(quick: bool) -> dict[str, Any]:
         "p50_difference_ms": round(difference, 3),
         "press_to_partner_light_three_plus_hanging_and_closed": with_broken,
         "p50_difference_with_broken_ms": round(broken_difference, 3),
+        "press_to_partner_light_home_assistant_broker_down": with_home_down,
+        "p50_difference_home_assistant_down_ms": round(home_down_difference, 3),
         "idle_one_broker": idle_one,
         "idle_three_brokers": idle_three,
         "idle_cpu_percent_three_brokers": idle_three["cpu_percent_of_one_core"],
@@ -99,9 +110,11 @@ def measure(quick: bool) -> dict[str, Any]:
         "rss_per_extra_broker_mib": round(extra_mib / (BROKERS - 1), 2),
         "targets": {"p50_difference_ms": TARGET_P50_DIFFERENCE_MS,
                     "p50_difference_with_broken_ms": TARGET_BROKEN_DIFFERENCE_MS,
+                    "p50_difference_home_assistant_down_ms": TARGET_P50_DIFFERENCE_MS,
                     "idle_cpu_percent_three_brokers": TARGET_IDLE_PERCENT},
         "pass": check(difference, TARGET_P50_DIFFERENCE_MS)
         and check(broken_difference, TARGET_BROKEN_DIFFERENCE_MS)
+        and check(home_down_difference, TARGET_P50_DIFFERENCE_MS)
         and check(idle_three["cpu_percent_of_one_core"], TARGET_IDLE_PERCENT),
     }
 

@@ -221,15 +221,19 @@ def write_config(directory: Path, port: Ports, name: str) -> Path:
     return path
 
 
-def desk_config(state_dir: Path, port: Ports, name: str) -> Any:
-    """The same unit as a Config object, for in-process runtimes (as the tests build it)."""
+def desk_config(state_dir: Path, port: Ports, name: str, home_port: int | None = None) -> Any:
+    """The same unit as a Config object, for in-process runtimes (as the tests build it);
+    ``home_port``: Home Assistant switched on, its broker there."""
     import dataclasses
 
-    from micromance.config import BrokerConfig
+    from micromance.config import BrokerConfig, HomeAssistantConfig
     from tests.units import desk_config as test_unit_config
 
     ports = _ports(port)
     config = test_unit_config(state_dir, name=name, broker_port=ports[0])
+    if home_port is not None:
+        config = dataclasses.replace(config, homeassistant=HomeAssistantConfig(
+            enabled=True, host="127.0.0.1", port=home_port))
     if len(ports) == 1:
         return config
     return dataclasses.replace(config, broker_tables=tuple(
@@ -242,7 +246,7 @@ def desk_config(state_dir: Path, port: Ports, name: str) -> Any:
 _WARM_CODE = (
     "import micromance.cli, micromance.runtime, micromance.logs, micromance.link.mqtt, "
     "micromance.hardware.panel, micromance.hardware.display, gpiozero.pins.mock, "
-    "luma.core.device, paho.mqtt.client, tests.benchmarks.probe\n"
+    "luma.core.device, paho.mqtt.client, tests.benchmarks.wired\n"
     "from micromance.screens.preview import sample_frames\n"
     "from micromance.screens.render import render\n"
     "[render(frame, 128, 64) for frame in sample_frames().values()]\n"
@@ -302,23 +306,16 @@ def unit_env(*, cold: bool = False) -> dict[str, str]:
 class UnitProcess:
     """``python -m micromance run --config X`` on mock pins, its log read line by line."""
 
-    def __init__(self, config: Path, *, stdin_input: bool = False, probe: bool = False,
+    def __init__(self, config: Path, *, stdin_input: bool = False,
                  python_flags: tuple[str, ...] = (), keep_lines: int = 200,
                  runtime_dir: Path | None = None, cold: bool = False) -> None:
         env = unit_env(cold=cold)
         if runtime_dir is not None:  # as systemd's RuntimeDirectory= (tmpfs) gives the service
             env["RUNTIME_DIRECTORY"] = str(runtime_dir)
-        if probe:  # the same unit, reporting commands on stdout (tests/benchmarks/probe.py)
-            command = [PYTHON, *python_flags, "-m", "tests.benchmarks.probe",
-                       "--config", str(config)]
-            stdin_input = True
-        else:
-            command = [PYTHON, *python_flags, "-m", "micromance", "run", "--config", str(config)]
-            if stdin_input:
-                command += ["--input", "stdin"]
+        command = [PYTHON, *python_flags, "-m", "micromance", "run", "--config", str(config)]
+        if stdin_input:
+            command += ["--input", "stdin"]
         self.lines: deque[tuple[float, str]] = deque(maxlen=keep_lines)
-        #: (perf_counter in the unit, command name, detail) from a probe, in order.
-        self.reports: list[tuple[float, str, str]] = []
         self.import_lines: list[str] = []
         self.received = 0          # highest "their #N" seen in the log
         self.confirmed = 0         # messages the partner confirmed (sum)
@@ -328,13 +325,9 @@ class UnitProcess:
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, text=True, bufsize=1,
             stdin=subprocess.PIPE if stdin_input else subprocess.DEVNULL,
-            stdout=subprocess.PIPE if probe else subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self._report_reader: threading.Thread | None = None
-        if probe:
-            self._report_reader = threading.Thread(target=self._read_reports, daemon=True)
-            self._report_reader.start()
 
     @property
     def pid(self) -> int:
@@ -359,28 +352,6 @@ class UnitProcess:
                 self._changed.notify_all()
         with self._changed:
             self._changed.notify_all()
-
-    def _read_reports(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            at, name, detail = [*line.rstrip("\n").split(" ", 2), "", ""][:3]
-            with self._changed:
-                self.reports.append((float(at), name, detail))
-                self._changed.notify_all()
-
-    def wait_report(self, name: str, detail: str | None, after: float, timeout: float = 10.0
-                    ) -> float:
-        """Time (in the unit) of the first reported command later than after (detail None:
-        any detail)."""
-        found: list[float] = []
-
-        def seen(unit: UnitProcess) -> bool:
-            found[:] = [at for at, n, d in reversed(unit.reports)
-                        if n == name and detail in (None, d) and at > after][-1:]
-            return bool(found)
-
-        self.wait(seen, timeout, f"{name} {detail}")
-        return found[0]
 
     def wait(self, condition: Callable[[UnitProcess], bool], timeout: float, what: str) -> None:
         with self._changed:
@@ -419,8 +390,6 @@ class UnitProcess:
             with contextlib.suppress(OSError):
                 self.process.stdin.close()
         self._reader.join(5)
-        if self._report_reader is not None:
-            self._report_reader.join(5)
         return self.process.returncode
 
 
@@ -448,13 +417,15 @@ def private_broker(base: Path) -> Iterator[Any]:
 class InProcessUnit:
     """A Runtime on a thread with its own MockFactory; observers record commands with times."""
 
-    def __init__(self, state_dir: Path, port: Ports, name: str) -> None:
+    def __init__(self, state_dir: Path, port: Ports, name: str,
+                 home_port: int | None = None) -> None:
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 
         from micromance.runtime import Runtime
 
         self.factory = MockFactory(pin_class=MockPWMPin)
-        self.runtime = Runtime(desk_config(state_dir, port, name), pin_factory=self.factory)
+        self.runtime = Runtime(desk_config(state_dir, port, name, home_port),
+                               pin_factory=self.factory)
         self.listeners: list[Callable[[Any, float], None]] = []
         self.runtime.observers.append(self._observe)
         self._changed = threading.Condition()

@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 #: In this order: the latency first, on a quiet machine; scale last, as it loads it most.
 FIGURES = ("latency", "brokers", "idle", "memory", "startup", "disk", "replay", "display",
-           "scale")
+           "web", "scale")
 
 
 def main(argv: list[str] | None = None) -> int:

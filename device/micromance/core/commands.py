@@ -35,8 +35,26 @@ class LiveFacts:
     outbox: int
     rejected: int
     duplicates: int = 0
+    old_pair: int = 0    # messages of a pair this unit no longer belongs to, dropped
     #: (host:port, connected, last error) of each broker, in the unit's order.
     brokers: tuple[tuple[str, bool, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class HomeFacts:
+    """What the home's automation may see of the unit (Home Assistant's entities): counts,
+    today's gesture, the partner's presence. Nothing of the pair, nothing sealed."""
+
+    paired: bool
+    sent_today: int
+    received_today: int
+    sent_total: int
+    received_total: int
+    together_total: int
+    streak: int
+    gesture: str
+    partner_online: bool
+    waiting: int
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,13 @@ class ReportLiveFacts:
     """The live facts changed: write status.json soon (once per burst)."""
 
     facts: LiveFacts
+
+
+@dataclass(frozen=True)
+class ReportHome:
+    """What Home Assistant shows changed (only sent when the unit has it switched on)."""
+
+    facts: HomeFacts
 
 
 # --- the store ---------------------------------------------------------------------------
@@ -186,7 +211,10 @@ class NoteRejected:
 
 @dataclass(frozen=True)
 class StartPairing:
-    """Open the rendezvous on the broker (then answer with ``PairingBegin``)."""
+    """Open the rendezvous on the broker (then answer with ``PairingBegin``): the room with
+    ``topic``, or the config's room when it is ""."""
+
+    topic: str = ""
 
 
 @dataclass(frozen=True)
@@ -207,14 +235,25 @@ class SavePair(Durable):
 
 
 @dataclass(frozen=True)
+class SendUnpair(Durable):
+    """Tell the partner we unpair (sealed ``unpair``, sealed now: the pair goes in the same
+    step); published after the commit on every connected broker, not kept in the outbox."""
+
+    sent_total: int
+
+
+@dataclass(frozen=True)
 class ForgetPair(Durable):
-    """The partner unpaired: drop the pair key and everything waiting for that partner."""
+    """Drop the pair key and everything waiting for that partner: the partner unpaired, or
+    (``ours``) this unit was asked to."""
+
+    ours: bool = False
 
 
 Command = (
-    ShowFrame | SetContrast | SetPanelPower | SetLight | ReportLiveFacts
+    ShowFrame | SetContrast | SetPanelPower | SetLight | ReportLiveFacts | ReportHome
     | SaveCounters | SaveRotation | SaveWindow
     | SendThanks | SendSeen | SendDone | SendAck | PublishState
     | DropFromOutbox | Redeliver | NoteRejected | CheckStorage
-    | StartPairing | PublishPairing | StopPairing | SavePair | ForgetPair
+    | StartPairing | PublishPairing | StopPairing | SavePair | SendUnpair | ForgetPair
 )

@@ -1,5 +1,5 @@
 """The numbers a unit keeps: grow-only totals, today's count, the done streak, what waits,
-the last week's counts, and the shared moments.
+the last week's counts, 30 days of history (the web page's chart), and the shared moments.
 
 The store keeps them as JSON (``asdict``), so tuples come back as lists and a damaged or older
 record may lack fields or hold odd values: ``__post_init__`` puts every field back into shape
@@ -16,6 +16,11 @@ from typing import Any
 WEEK_DAYS = 7
 #: Press times kept per side for "Together" (a burst of presses is still matched).
 PRESSES_KEPT = 8
+#: Days the history keeps (today and the 29 before it).
+HISTORY_DAYS = 30
+
+#: One day of history: (ISO date, thank-yous sent, received, gestures done).
+HistoryDay = tuple[str, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,9 @@ class Counters:
     sent_times: tuple[str, ...] = ()   # our latest presses (ISO), for "Together"...
     received_times: tuple[str, ...] = ()   # ...and the partner's, from their messages
     week_shown: str = ""               # the Sunday the week screen last showed by itself
+    #: Per day, oldest first, the last ``HISTORY_DAYS`` days: ``(ISO date, sent, received,
+    #: done)``; a day with nothing is left out.
+    history: tuple[HistoryDay, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("sent_total", "received_total", "today", "streak", "pending",
@@ -54,6 +62,7 @@ class Counters:
         if not isinstance(self.together_held, bool):
             object.__setattr__(self, "together_held", False)
         object.__setattr__(self, "days", _day_counts(self.days))
+        object.__setattr__(self, "history", _history(self.history))
         for name in ("sent_times", "received_times"):
             object.__setattr__(self, name, _strings(getattr(self, name))[-PRESSES_KEPT:])
 
@@ -71,6 +80,16 @@ class Counters:
         kept = tuple((d, n) for d, n in self.days if first <= d < day.isoformat())
         return replace(self, today=today, day=day.isoformat(),
                        days=(*kept, (day.isoformat(), today)))
+
+    def note_day(self, day: date, *, sent: int = 0, received: int = 0,
+                 done: int = 0) -> Counters:
+        """``day``'s history row grows by these; rows older than ``HISTORY_DAYS`` go."""
+        first = (day - timedelta(days=HISTORY_DAYS - 1)).isoformat()
+        key = day.isoformat()
+        rows = {row[0]: row for row in self.history if first <= row[0] <= key}
+        _, old_sent, old_received, old_done = rows.get(key, (key, 0, 0, 0))
+        rows[key] = (key, old_sent + sent, old_received + received, old_done + done)
+        return replace(self, history=tuple(sorted(rows.values())))
 
     def week(self, day: date) -> tuple[int, ...]:
         """Thank-yous both ways on each of the ``WEEK_DAYS`` days up to ``day``, oldest first."""
@@ -96,3 +115,24 @@ def _day_counts(value: Any) -> tuple[tuple[str, int], ...]:
                 and type(item[1]) is int and item[1] >= 0:
             out.append((item[0], item[1]))
     return tuple(sorted(out)[-WEEK_DAYS:])
+
+
+def _history(value: Any) -> tuple[HistoryDay, ...]:
+    """Rows that make sense, one per day (the last one kept), the newest ``HISTORY_DAYS``."""
+    if not isinstance(value, (list, tuple)):
+        return ()
+    rows: dict[str, HistoryDay] = {}
+    for item in value:
+        if isinstance(item, (list, tuple)) and len(item) == 4 and isinstance(item[0], str) \
+                and _is_iso_date(item[0]) \
+                and all(type(n) is int and n >= 0 for n in item[1:]):
+            rows[item[0]] = (item[0], item[1], item[2], item[3])
+    return tuple(sorted(rows.values())[-HISTORY_DAYS:])
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10

@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from micromance.protocol import Message
+
+if TYPE_CHECKING:  # state.py imports this module (LinkState)
+    from micromance.core.state import Settings
 
 
 class Button(Enum):
@@ -102,6 +106,13 @@ class Rejected(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class OldPairMessage(Event):
+    """A message on a topic that is none of the partner's: traffic of a pair this unit no
+    longer belongs to (the broker session still held its subscriptions). Routine after a
+    re-pairing, not an attack: dropped without a word, counted apart from rejections."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class StorageFailed(Event):
     """A step could not be committed (disk full, read-only storage): it did not happen."""
 
@@ -132,3 +143,49 @@ class PairingMessage(Event):
     """A payload from the pairing rendezvous topic (untrusted: the core validates it)."""
 
     payload: bytes
+
+
+# --- requests from the control socket (the CLI, the web page) ------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairingRequested(Event):
+    """Start pairing in the room with this topic ("": the config's room), as holding both
+    buttons does; an attempt under way is cancelled first."""
+
+    topic: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairingAnswer(Event):
+    """The code was compared elsewhere: ``confirm`` as THANKS on the pairing screen, else
+    cancel as NEXT. Nothing happens outside pairing (it is never a thank-you)."""
+
+    confirm: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForgetRequested(Event):
+    """Unpair: tell the partner (sealed ``unpair``) and drop the pair."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SettingsChanged(Event):
+    """The config was reloaded: these settings from now on. ``brokers_changed`` when the
+    link was re-opened on another broker list (what the old brokers said is forgotten)."""
+
+    settings: Settings
+    brokers_changed: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShowCode(Event):
+    """Show the web page's access code on the screen for ``seconds``."""
+
+    code: str
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class HideCode(Event):
+    """Take the access code off the screen (a login succeeded, or it was cancelled)."""

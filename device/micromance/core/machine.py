@@ -22,6 +22,13 @@ Modes (``state.screen.mode``), and what enters and leaves each:
   both show the same moment once; one found in quiet hours waits for the morning.
 - WEEK: the last seven days at a glance; both buttons pressed briefly, or by itself once on
   Sunday evening; both buttons again show HELP (what the buttons do), again HOME.
+- ACCESS_CODE: the web page's six-digit access code, asked for through the control socket
+  (``ShowCode``); leaves after its seconds, on ``HideCode`` or on NEXT. A thank-you that
+  arrives meanwhile waits for it (the light pulses at once).
+
+The control socket also starts pairing in a named room (``PairingRequested``), answers the
+code (``PairingAnswer``: only ever on the pairing screen), unpairs (``ForgetRequested``) and
+brings a reloaded config (``SettingsChanged``).
 
 Quiet hours sit across all modes: the screen goes dark (or shows a small mark while a thank-you
 waits) and the light never flashes; what arrives gets its moment in the morning.
@@ -41,18 +48,18 @@ redrawn only when what it shows changes.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from micromance.core import buttons as button_timing
 from micromance.core import commands as cmd
 from micromance.core import events as ev
 from micromance.core import moments
-from micromance.core.commands import Command, LightMode, LiveFacts
+from micromance.core.commands import Command, HomeFacts, LightMode, LiveFacts
 from micromance.core.counters import Counters
 from micromance.core.events import Gesture, LinkState
 from micromance.core.prompts import Prompt, ShuffleBag
 from micromance.core.state import (
+    ACCESS_CODE_SECONDS,
     CLOCK_SLACK_SECONDS,
     DONE_SECONDS,
     FLASH_SECONDS,
@@ -76,6 +83,7 @@ from micromance.core.state import (
     BrokerLink,
     Mode,
     Outputs,
+    PairingOutcome,
     Partner,
     Rotation,
     Screen,
@@ -91,6 +99,7 @@ from micromance.core.state import (
     is_quiet,
     panel_on,
 )
+from micromance.core.state import evolve as replace  # quick copies (see evolve)
 from micromance.core.view import shift_of, view_of
 from micromance.core.when import parse_time, stamp
 from micromance.protocol import (
@@ -200,15 +209,15 @@ def next_deadline(state: State) -> float | None:
 
 
 def _screen(state: State, **changes: object) -> State:
-    return replace(state, screen=replace(state.screen, **changes))  # type: ignore[arg-type]
+    return replace(state, screen=replace(state.screen, **changes))
 
 
 def _rotation(state: State, **changes: object) -> State:
-    return replace(state, rotation=replace(state.rotation, **changes))  # type: ignore[arg-type]
+    return replace(state, rotation=replace(state.rotation, **changes))
 
 
 def _partner(state: State, **changes: object) -> State:
-    return replace(state, partner=replace(state.partner, **changes))  # type: ignore[arg-type]
+    return replace(state, partner=replace(state.partner, **changes))
 
 
 def _go(state: State, mode: Mode, until: float | None = None) -> State:
@@ -238,6 +247,8 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             return _delivery(state, message, broker, out)
         case ev.Rejected(reason=reason):
             return _rejected(state, reason, out)
+        case ev.OldPairMessage():
+            return _partner(state, old_pair=state.partner.old_pair + 1)
         case ev.BrokerChanged(broker=broker, where=where, connected=connected, error=error):
             state = _link(state, broker, where=where, connected=connected,
                           error="" if connected else error)
@@ -261,6 +272,22 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             if state.session is None:
                 return state
             return _pairing_step(state, pairing.receive(state.session, payload, state.at), out)
+        case ev.PairingRequested(topic=topic):
+            return _request_pairing(state, topic, out)
+        case ev.PairingAnswer(confirm=confirm):
+            return _answer_pairing(state, confirm, out)
+        case ev.ForgetRequested():
+            return _forget(state, out)
+        case ev.SettingsChanged(settings=settings, brokers_changed=brokers_changed):
+            return _settings_changed(state, settings, brokers_changed, out)
+        case ev.ShowCode(code=code, seconds=seconds):
+            return _show_code(state, code, seconds)
+        case ev.HideCode():
+            if state.screen.mode is not Mode.ACCESS_CODE:
+                return state
+            if is_night(state):
+                state = _screen(state, peek_until=None)  # back to dark, as it was
+            return _screen(_go(state, _resting_mode(state)), access_code="")
     return state
 
 
@@ -295,7 +322,7 @@ def _gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
             out.append(cmd.SendSeen(sent_total=counters.sent_total))
             state = replace(state, counters=counters)
             return _screen(state, pending_since=None, mode=Mode.HOME, until=None)
-        if state.screen.mode in (Mode.TOGETHER, Mode.WEEK, Mode.HELP):
+        if state.screen.mode in (Mode.TOGETHER, Mode.WEEK, Mode.HELP, Mode.ACCESS_CODE):
             return _screen(state, mode=Mode.HOME, until=None)  # close it: the same gesture
         state = _screen(state, mode=Mode.HOME, until=None)
         return _next_prompt(state, focus=False, out=out)[0]
@@ -310,13 +337,88 @@ def _gesture(state: State, gesture: Gesture, out: list[Command]) -> State:
         return _go(state, Mode.WEEK, state.at + WEEK_SECONDS)
     if gesture is Gesture.BOTH_HOLD:
         out.append(cmd.StartPairing())
-        return replace(_go(state, Mode.PAIRING), session=None)
+        return replace(_go(state, Mode.PAIRING), session=None, pairing_outcome=None)
     return state
+
+
+def _resting_mode(state: State) -> Mode:
+    """Where a screen that is done goes back to: the waiting thank-you, else home."""
+    return Mode.RECEIVED if state.pending and is_pulsing(state) else Mode.HOME
+
+
+# --- requests from the control socket -----------------------------------------------------
+
+
+def _request_pairing(state: State, topic: str, out: list[Command]) -> State:
+    """Pairing asked for from elsewhere (the CLI, the web page), in the room ``topic``: as
+    holding both buttons, but an attempt under way is cancelled first (a new room)."""
+    state = _screen(state, last_activity=state.at, problem=None)
+    if is_night(state):
+        state = _screen(state, peek_until=state.at + PEEK_SECONDS)
+    if state.screen.mode is Mode.PAIRING:
+        session = state.session
+        if session is not None and not session.finished:
+            out.extend(cmd.PublishPairing(p) for p in pairing.cancel(session, state.at)[1])
+        out.append(cmd.StopPairing())
+    out.append(cmd.StartPairing(topic))
+    return replace(_go(state, Mode.PAIRING), session=None, pairing_outcome=None)
+
+
+def _answer_pairing(state: State, confirm: bool, out: list[Command]) -> State:
+    """The code compared elsewhere: as THANKS (match) or NEXT (cancel) on the pairing
+    screen, and nothing anywhere else: an answer that comes late is never a thank-you."""
+    session = state.session
+    if state.screen.mode is not Mode.PAIRING or (session is not None and session.finished):
+        return state
+    state = _screen(state, last_activity=state.at)
+    return _pairing_gesture(state, Gesture.THANKS_PRESS if confirm else Gesture.NEXT_PRESS,
+                            out)
+
+
+def _forget(state: State, out: list[Command]) -> State:
+    """Unpair from here: the partner is told (sealed ``unpair``), then the pair is dropped
+    as when the partner unpairs."""
+    if not state.partner.paired:
+        return state
+    out.append(cmd.SendUnpair(sent_total=state.counters.sent_total))
+    out.append(cmd.ForgetPair(ours=True))
+    state = _partner(state, paired=False, window=ReplayWindow(), outbox=0, online=None,
+                     redeliver_at=None, links=_forgotten(state.partner.links))
+    return _screen(state, problem=v.ProblemView("Unpaired", "pair again: hold both"),
+                   last_activity=state.at)
+
+
+def _settings_changed(state: State, settings: Settings, brokers_changed: bool,
+                      out: list[Command]) -> State:
+    """A reloaded config: new settings from this step on. Quiet hours, contrast, dimming and
+    timers follow from the state; a prompt the new library no longer has is replaced."""
+    old = state.settings
+    settings = replace(settings, shuffle_seed=old.shuffle_seed, device_id=old.device_id)
+    state = replace(state, settings=settings)
+    if brokers_changed:
+        state = _partner(state, links=(), online=None,
+                         link=LinkState.CONNECTING if state.partner.paired
+                         else LinkState.OFFLINE)
+    prompt = state.rotation.prompt
+    if prompt is None or prompt.id not in {p.id for p in settings.library}:
+        state = _next_prompt(state, focus=False, out=out)[0]
+    return state
+
+
+def _show_code(state: State, code: str, seconds: float) -> State:
+    """The web page's access code, big, for ``seconds``; never over a pairing code. In quiet
+    hours the screen lights for it (someone at the unit asked for it)."""
+    if state.screen.mode is Mode.PAIRING:
+        return state
+    until = state.at + min(max(seconds, 1.0), ACCESS_CODE_SECONDS)
+    state = _screen(_go(state, Mode.ACCESS_CODE, until), access_code=code,
+                    last_activity=state.at)
+    return _screen(state, peek_until=until) if is_night(state) else state
 
 
 def _send_thanks(state: State, out: list[Command]) -> State:
     counters = replace(state.counters, sent_total=state.counters.sent_total + 1)
-    counters = counters.add_today(1, state.wall.date())
+    counters = counters.add_today(1, state.wall.date()).note_day(state.wall.date(), sent=1)
     counters, together = moments.note_press(counters, ours=True, at=state.wall)
     out.append(cmd.SaveCounters(counters))
     out.append(cmd.SendThanks(total=counters.sent_total))
@@ -363,6 +465,7 @@ def _mark_done(state: State, out: list[Command]) -> State:
     if counters.last_done_day != today.isoformat():
         streak = counters.streak_on(today) + 1
         counters = replace(counters, streak=streak, last_done_day=today.isoformat())
+        counters = counters.note_day(today, done=1)
         out.append(cmd.SaveCounters(counters))
         out.append(cmd.SendDone(streak=streak, sent_total=counters.sent_total))
     return _go(replace(state, counters=counters), Mode.DONE, state.at + DONE_SECONDS)
@@ -384,10 +487,13 @@ def _partner_total(state: State, message: Message, out: list[Command]) -> State:
     counters = replace(counters, received_total=message.sent_total, received_seq=message.seq,
                        pending=state.pending + added,
                        partner_name=message.name or state.sender, pending_at=came)
-    counters = counters.add_today(added, state.wall.date())
+    counters = counters.add_today(added, state.wall.date()).note_day(state.wall.date(),
+                                                                    received=added)
     out.append(cmd.SaveCounters(counters))
     state = replace(state, counters=counters)
     screen = state.screen
+    if screen.mode is Mode.ACCESS_CODE:  # someone is logging in: the heart comes after
+        return _screen(state, pending_since=state.at, last_activity=state.at)
     mode = Mode.PAIRING if screen.mode is Mode.PAIRING else Mode.RECEIVED
     since = screen.since if screen.mode is Mode.RECEIVED else state.at
     return _screen(state, pending_since=state.at, mode=mode, since=since, until=None,
@@ -481,6 +587,11 @@ def _presence(state: State, message: Message, broker: int, out: list[Command]) -
         return state  # the retained copy once more, after a reconnect
     was_online = link.partner_online
     state = _link(state, broker, presence_seq=message.seq, partner_online=message.online)
+    if message.name and message.name != state.sender:
+        # Its name, known before its first thank-you (a new pair, or a name changed there).
+        counters = replace(state.counters, partner_name=message.name)
+        out.append(cmd.SaveCounters(counters))
+        state = replace(state, counters=counters)
     if message.online and not was_online:
         return _redeliver_now(state, out, broker)  # it appeared there: what waits, there
     return state
@@ -493,7 +604,7 @@ def _link_of(state: State, broker: int) -> BrokerLink:
 
 def _link(state: State, broker: int, **changes: object) -> State:
     """One broker's record changed: the summary (link, online) follows."""
-    link = replace(_link_of(state, broker), **changes)  # type: ignore[arg-type]
+    link = replace(_link_of(state, broker), **changes)
     links = tuple(sorted((*(li for li in state.partner.links if li.index != broker), link),
                          key=lambda li: li.index))
     seen = [li.partner_online for li in links if li.partner_online is not None]
@@ -627,7 +738,9 @@ def _pairing_gesture(state: State, gesture: Gesture, out: list[Command]) -> Stat
             _, sent = pairing.cancel(session, state.at)
             out.extend(cmd.PublishPairing(payload) for payload in sent)
         out.append(cmd.StopPairing())
-        return replace(_screen(state, mode=Mode.HOME, until=None), session=None)
+        outcome = PairingOutcome(pairing.Phase.CANCELLED, "cancelled here", state.at)
+        return replace(_screen(state, mode=Mode.HOME, until=None), session=None,
+                       pairing_outcome=outcome)
     if gesture in (Gesture.THANKS_PRESS, Gesture.THANKS_HOLD) and session is not None:
         return _pairing_step(state, pairing.confirm(session, state.at), out)
     return state
@@ -641,6 +754,8 @@ def _pairing_step(state: State, step: pairing.Step, out: list[Command]) -> State
     if not newly_finished:
         return state
     state = _screen(state, until=state.at + PAIRING_RESULT_SECONDS)
+    state = replace(state, pairing_outcome=PairingOutcome(session.phase, session.detail,
+                                                          state.at))
     if session.result is None:
         return state
     # A new pair starts from zero on both sides: totals are per pair.
@@ -693,8 +808,10 @@ def _expire(state: State, out: list[Command]) -> State:
             and at >= deadline:
         state = _pairing_step(state, pairing.tick(session, at), out)
     if state.screen.until is not None and at >= state.screen.until:
-        back = Mode.RECEIVED if state.pending and is_pulsing(state) else Mode.HOME
+        back = _resting_mode(state)
         until = None
+        if state.screen.mode is Mode.ACCESS_CODE:
+            state = _screen(state, access_code="")
         if state.screen.mode is Mode.PAIRING:
             out.append(cmd.StopPairing())
             if state.session is not None and state.session.result is not None \
@@ -807,8 +924,24 @@ def _live_facts(state: State) -> LiveFacts:
         outbox=partner.outbox,
         rejected=partner.rejected,
         duplicates=partner.duplicates,
+        old_pair=partner.old_pair,
         brokers=tuple((li.where, li.connected, li.error) for li in partner.links),
     )
+
+
+def _home_facts(state: State) -> HomeFacts:
+    """What Home Assistant's entities show: counts, the gesture, the partner's presence."""
+    counters, day = state.counters, state.wall.date()
+    today = next((row for row in counters.history if row[0] == day.isoformat()),
+                 (day.isoformat(), 0, 0, 0))
+    prompt = state.rotation.prompt
+    return HomeFacts(
+        paired=state.partner.paired, sent_today=today[1], received_today=today[2],
+        sent_total=counters.sent_total, received_total=counters.received_total,
+        together_total=counters.together_total, streak=counters.streak_on(day),
+        gesture=prompt.text if prompt is not None else "",
+        partner_online=bool(state.partner.paired and state.partner.online),
+        waiting=counters.pending)
 
 
 def _emit_outputs(state: State, out: list[Command]) -> tuple[State, list[Command]]:
@@ -831,6 +964,9 @@ def _emit_outputs(state: State, out: list[Command]) -> tuple[State, list[Command
         out.append(cmd.SetLight(light))
     if live != old.live:
         out.append(cmd.ReportLiveFacts(live))
+    home = _home_facts(state) if state.settings.home_assistant else None
+    if home is not None and home != old.home:
+        out.append(cmd.ReportHome(home))
     outputs = Outputs(frame=frame if lit else old.frame, light=light, contrast=contrast,
-                      panel_on=lit, live=live)
+                      panel_on=lit, live=live, home=home)
     return replace(state, outputs=outputs), out

@@ -30,6 +30,8 @@ def view_of(state: State) -> v.View:
         return v.QuietView(pending=state.pending)
     if mode is Mode.PAIRING:
         return _pairing_view(state.session)
+    if mode is Mode.ACCESS_CODE:
+        return v.AccessCodeView(code=state.screen.access_code)
     if state.storage and mode in (Mode.HOME, Mode.SENT, Mode.DONE):
         # Saying so beats pretending: a press now is neither counted nor sent.
         return v.ProblemView("Not sent" if mode is Mode.SENT else "Can't save", state.storage)

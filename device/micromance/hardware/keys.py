@@ -1,8 +1,9 @@
 """Buttons from text lines (``run --input stdin``): for desktops, scripts and tests.
 
 Each character of a line is one gesture: ``t`` THANKS press, ``n`` NEXT press, ``T`` THANKS
-hold, ``N`` NEXT hold, ``w`` both pressed briefly (the week), ``p`` both held (pairing). End
-of input stops the unit.
+hold, ``N`` NEXT hold, ``w`` both pressed briefly (the week), ``p`` both held (pairing). ``q``
+(after the gestures before it on its line) or the end of input stops the unit, as in the
+simulator.
 """
 
 from __future__ import annotations
@@ -26,10 +27,16 @@ KEYS = {
 }
 
 
+QUIT = "q"
+
+
 def parse_keys(line: str) -> tuple[list[Gesture], str]:
-    """Gestures in ``line`` and the characters that mean nothing (spaces ignored)."""
+    """Gestures in ``line`` and the characters that mean nothing (spaces ignored); ``q``
+    ends the line's gestures."""
     gestures, unknown = [], ""
     for char in line.strip():
+        if char == QUIT:
+            break
         if char in KEYS:
             gestures.append(KEYS[char])
         elif not char.isspace():
@@ -55,9 +62,12 @@ class KeyLines:
             for line in self._stream:
                 gestures, unknown = parse_keys(line)
                 if unknown:
-                    log.warning("ignored keys %r (use t n T N w p)", unknown)
+                    log.warning("ignored keys %r (use t n T N w p, q to stop)", unknown)
                 for gesture in gestures:
                     self._on_gesture(gesture)
+                if QUIT in line:
+                    log.info("q: stopping")
+                    break
         except (OSError, ValueError):
             log.warning("input closed unexpectedly")
         finally:

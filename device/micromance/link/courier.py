@@ -225,6 +225,36 @@ class Courier:
         self._store.after_commit(lambda: self.publish(message, retained=retained,
                                                       broker=broker))
 
+    def tell_unpair(self, wall: datetime, *, sent_total: int) -> bool:
+        """The sealed ``unpair`` for the partner, sealed now (the pair is dropped in the same
+        step) and published on every connected broker once the step has committed. True when
+        a broker is connected to take it; it is not kept for later (there is no pair left to
+        keep it for): the partner then learns nothing and should ``pair --forget`` too."""
+        if self.pair is None:
+            return False
+        message = self.message(MessageType.UNPAIR, wall, sent_total=sent_total)
+        topic = self.names().events
+        payload = seal(message, key=self.pair.key, topic=topic)
+        links = [link for link in self.links if link.connected]
+
+        def publish() -> None:
+            for link in links:
+                link.publish_raw(topic, payload)
+
+        self._store.after_commit(publish)
+        return bool(links)
+
+    def reconfigure(self, config: Config) -> bool:
+        """A reloaded config. The links are re-opened only when the broker list changed (a
+        new name is used by the next message at once); True when they were."""
+        before = self.brokers
+        self._config = config
+        if self.brokers == before:
+            return False
+        self.disconnect()
+        self.connect()
+        return True
+
     def delivered(self, seqs: tuple[int, ...]) -> None:
         if self.pair is None:
             return

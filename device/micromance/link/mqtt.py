@@ -1,12 +1,9 @@
 """The partner link over MQTT: a thin wrapper around a paho-mqtt 2 client.
 
-It only translates. paho runs as an *external event loop* on the runtime's own loop thread:
-the loop watches the socket (``socket``, ``wants_write``), hands readiness to ``handle_io``
-and wakes at ``deadline`` for keepalive and reconnects. So a publish goes out on the thread
-that committed it, and a message arrives on the thread that acts on it: no hand-off to and
-from a network thread, no second thread wanting the GIL, no wake-up every second. Only the
-blocking part, opening the connection (DNS, TCP, TLS), runs on a short-lived thread, so a
-broker that cannot be reached never freezes the buttons or the screen.
+It only translates. paho runs as an *external event loop* on the runtime's own loop thread
+(``connection.LoopConnection``: connecting, keepalive, reconnects): a publish goes out on the
+thread that committed it, and a message arrives on the thread that acts on it: no hand-off to
+and from a network thread, no second thread wanting the GIL, no wake-up every second.
 
 Callbacks open sealed messages and put events on the runtime's queue; nothing here decides
 what a message means or touches the store.
@@ -32,7 +29,6 @@ Choices that matter (see docs/pitfalls.md):
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,37 +37,22 @@ from micromance import protocol
 from micromance.config import BrokerConfig
 from micromance.core import events as ev
 from micromance.errors import StoreError
-from micromance.link.client import (
-    CONNECT_ERRORS,
-    Backoff,
-    connect_properties,
-    failure_step,
-    new_client,
-    set_nodelay,
-)
+from micromance.link.client import connect_properties
+from micromance.link.connection import LoopConnection, Wake
 from micromance.link.pair_file import Pair
 from micromance.protocol import Message, MessageType, ProtocolError
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_SECONDS = 14 * 24 * 3600   # the broker keeps our queue for two weeks away
-#: A broker that accepts TCP but never answers CONNECT is left after this long (and retried
-#: with backoff): it must not hold up anything, and paho alone would wait a keepalive.
-CONNACK_SECONDS = 10.0
 
 #: Puts an event built from a factory and fields on the runtime's queue (stamped there).
 Post = Callable[..., None]
-#: Ends the runtime loop's wait (any thread).
-Wake = Callable[[], None]
 
 
-class MqttLink:
-    """One unit's connection to the broker, bound to its pair, driven by the runtime's loop.
-
-    Every method runs on the loop thread, except the connection attempt itself, which runs
-    on its own short-lived thread while the loop leaves the client alone (``socket`` is None).
-    Times are ``time.monotonic()``: network pacing, not the core's injected clock.
-    """
+class MqttLink(LoopConnection):
+    """One unit's connection to one broker, bound to its pair, driven by the runtime's loop
+    (the connection machinery is ``LoopConnection``'s)."""
 
     def __init__(self, broker: BrokerConfig, pair: Pair, post: Post, *,
                  next_seq: Callable[[], int], name: str, index: int = 0,
@@ -84,28 +65,17 @@ class MqttLink:
         has succeeded, clear ``leftovers`` (our retained ``state`` and ``presence`` of an
         earlier pair) on it, and call ``on_settled`` (on the loop thread) once the broker has
         acknowledged that; from then on the session is kept as usual."""
-        self._broker = broker
         self._pair = pair
         self._post = post
         self.index = index                     # which of the unit's brokers this is
-        self.where = f"{broker.host}:{broker.port}"
-        self._connack_by: float | None = None  # the CONNACK must come by then
         self._next_seq = next_seq
         self._name = name
         self._online = self._offline = b""     # this connection's sealed presence
-        self._wake = wake or (lambda: None)
         self.mine, self.partner = protocol.pair_names(pair.key, pair.device_id, pair.partner_id)
-        self._connected = threading.Event()
-        self._stopping = False
-        self._backoff = Backoff.for_this_unit()
-        self._client = self._make_client(client_factory)
-        self._open = False                     # the loop may use the socket
-        self._attempt: threading.Thread | None = None
-        self._attempt_result: BaseException | bool | None = None  # set by the attempt thread
-        self._connect_at: float | None = None  # next attempt (after a failure or a drop)
-        self._misc_at: float | None = None     # next keepalive check
-        self._misc_every = max(1.0, broker.keepalive / 4)
-        self._unacked: list[tuple[int, int]] = []  # (mid, qos) received, not yet PUBACKed
+        super().__init__(broker, self.mine.client_id, wake=wake, client_factory=client_factory)
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+        self._client.manual_ack_set(True)  # PUBACK once the loop has acted: see flush()
         self._fresh = fresh_session            # the next connection starts a clean session
         self._leftovers = leftovers
         self._on_settled = on_settled
@@ -113,23 +83,11 @@ class MqttLink:
         self._leaving = False                  # a pair change: nothing of this pair stays
         self._leave_acks: set[int] = set()     # mids the broker has yet to confirm on leaving
 
-    # --- set-up -------------------------------------------------------------------------
-
-    def _make_client(self, client_factory: Callable[..., Any] | None) -> Any:
-        client = new_client(self._broker, self.mine.client_id, client_factory,
-                            self._backoff)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_publish = self._on_publish
-        client.manual_ack_set(True)  # PUBACK once the loop has acted: see flush()
-        return client
-
     # --- life cycle ---------------------------------------------------------------------
 
     def start(self) -> None:
         self._report("connecting")  # status lists every broker from the first moment
-        self._begin_attempt()
+        super().start()
 
     def leave(self, timeout: float = 2.0) -> None:
         """The pair changes: take this pair off the broker while we can, then disconnect.
@@ -169,24 +127,15 @@ class MqttLink:
                                            left)
             self.handle_io(readable=bool(readable))
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Say ``offline`` (retained) while we still can, then disconnect."""
-        self._stopping = True
-        if self._attempt is not None:
-            self._attempt.join(timeout)  # a daemon thread: never holds the exit up for long
-            self._take_attempt_result()
-        if self._open:
-            self.flush()
-        if self._open:
-            if self._connected.is_set():
-                if not self._leaving and self._offline:
-                    # The Last Will itself: if the connection is lost meanwhile, the broker
-                    # says the same, and the partner sees one offline either way.
-                    self._client.publish(self.mine.presence, self._offline, qos=1, retain=True)
-                self._drain(time.monotonic() + timeout)
-            self._client.disconnect(properties=self._end_session() if self._leaving else None)
-        self._open = False
-        self._connected.clear()
+    def _before_disconnect(self) -> None:
+        """Say ``offline`` (retained): the Last Will itself, so that if the connection is
+        lost meanwhile the broker says the same, and the partner sees one offline either
+        way. Not when leaving the pair: nothing of it stays."""
+        if not self._leaving and self._offline:
+            self._client.publish(self.mine.presence, self._offline, qos=1, retain=True)
+
+    def _disconnect_properties(self) -> Any:
+        return self._end_session() if self._leaving else None
 
     @staticmethod
     def _end_session() -> Any:
@@ -197,117 +146,14 @@ class MqttLink:
         properties.SessionExpiryInterval = 0
         return properties
 
-    def _drain(self, until: float) -> None:
-        """Write what paho still holds (a full socket buffer), for at most ``until``."""
-        import select
+    # --- connecting -----------------------------------------------------------------------
 
-        while self._open and self._client.want_write() and time.monotonic() < until:
-            sock = self._client.socket()
-            if sock is None:
-                return
-            select.select([], [sock], [], max(0.0, until - time.monotonic()))
-            self._client.loop_write()
+    def _connect_options(self) -> tuple[bool, Any]:
+        # clean_start stays True until a fresh session has settled, whatever the attempts in
+        # between ended with.
+        return self._fresh, connect_properties(session_expiry=SESSION_EXPIRY_SECONDS)
 
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    # --- the runtime loop's side --------------------------------------------------------
-
-    def socket(self) -> Any:
-        """The socket the loop should watch, or None while there is none (or it is being made)."""
-        return self._client.socket() if self._open else None
-
-    def wants_write(self) -> bool:
-        return self._open and self._client.want_write()
-
-    def flush(self) -> None:
-        """Before the loop sleeps: acknowledge to the broker what arrived and was acted on.
-
-        The PUBACK waits until the loop has carried the message's event out (committed it),
-        so the broker forgets nothing we had not kept, and the light is not held up by it.
-        """
-        unacked, self._unacked = self._unacked, []
-        if not self._open:
-            return
-        for mid, qos in unacked:
-            self._client.ack(mid, qos)
-        self._write_pending()
-
-    def deadline(self) -> float | None:
-        """When ``handle_timers`` has work: a keepalive check, the next connection attempt,
-        or the moment a silent broker is given up."""
-        if self._attempt_result is not None:
-            return time.monotonic()
-        times = [t for t in (self._misc_at if self._open else None, self._connect_at,
-                             self._connack_by) if t is not None]
-        return min(times, default=None)
-
-    def handle_io(self, readable: bool) -> None:
-        """The socket is ready: read if it is readable (callbacks run here, on the loop), then
-        send whatever paho still holds (the answer to a writable socket, too)."""
-        if readable and self._open:
-            self._client.loop_read()
-            sock = self._client.socket()
-            while sock is not None and getattr(sock, "pending", lambda: 0)() > 0:
-                self._client.loop_read()  # TLS may hold decrypted bytes select cannot see
-                sock = self._client.socket()
-        self._write_pending()
-
-    def handle_timers(self) -> None:
-        now = time.monotonic()
-        self._take_attempt_result()
-        if self._open and self._misc_at is not None and now >= self._misc_at:
-            self._misc_at = now + self._misc_every
-            self._client.loop_misc()  # PINGREQ when due; a lost PINGRESP closes the socket
-            self._write_pending()
-        if self._connect_at is not None and now >= self._connect_at:
-            self._begin_attempt()
-        if self._connack_by is not None and now >= self._connack_by:
-            self._connack_by = None
-            if self._open and not self._connected.is_set():
-                self._report(f"no answer to CONNECT within {CONNACK_SECONDS:.0f} s")
-                self._client.disconnect()  # closes the socket once written
-                self._write_pending()
-
-    def _write_pending(self) -> None:
-        """Send what paho queued without writing it (from inside a callback, or a full
-        socket buffer), then notice if that, or what came before, closed the socket."""
-        if self._open and self._client.want_write():
-            self._client.loop_write()
-        self._check_closed()
-
-    # --- connecting (off the loop) --------------------------------------------------------
-
-    def _begin_attempt(self) -> None:
-        """Open the connection on a short-lived thread: DNS, TCP and TLS may block for seconds."""
-        if self._stopping or self._attempt is not None:
-            return
-        self._connect_at = None
-        self._seal_presence()
-        # Set before every attempt (the socket is closed): clean_start stays True until a
-        # fresh session has settled, whatever the attempts in between ended with.
-        self._client.connect_async(
-            self._broker.host, self._broker.port, keepalive=self._broker.keepalive,
-            clean_start=self._fresh,
-            properties=connect_properties(session_expiry=SESSION_EXPIRY_SECONDS))
-
-        def attempt() -> None:
-            try:
-                self._client.reconnect()  # sends CONNECT; CONNACK arrives on the loop
-                self._attempt_result = True
-            except CONNECT_ERRORS as error:
-                self._attempt_result = error
-            except Exception as error:  # anything else must not end the retries either
-                log.debug("connection attempt failed unexpectedly", exc_info=True)
-                self._attempt_result = error
-            self._wake()
-
-        self._attempt = threading.Thread(target=attempt, name="micromance-connect",
-                                         daemon=True)
-        self._attempt.start()
-
-    def _seal_presence(self) -> None:
+    def _prepare_attempt(self) -> None:
         """This connection's ``online`` and, one seq later, its Last Will ``offline``.
 
         The partner keeps the newest presence: the will must be newer than the ``online``
@@ -331,43 +177,6 @@ class MqttLink:
                           time=protocol.format_time(datetime.now().astimezone()),
                           name=self._name, sent_total=0, online=online)
         return protocol.seal(message, key=self._pair.key, topic=self.mine.presence)
-
-    def _take_attempt_result(self) -> None:
-        """On the loop: adopt the socket the attempt opened, or plan the next attempt."""
-        result = self._attempt_result
-        if result is None:
-            return
-        self._attempt_result = None
-        if self._attempt is not None:
-            self._attempt.join()
-            self._attempt = None
-        if result is True and not self._stopping:
-            self._open = True
-            self._unacked.clear()
-            self._misc_at = time.monotonic() + self._misc_every
-            self._connack_by = time.monotonic() + CONNACK_SECONDS
-            return
-        if result is True:  # stopped meanwhile: close what the attempt opened
-            self._client.disconnect()
-            return
-        first_failure = not self._backoff.current
-        delay = self._backoff.next_delay()
-        # Once per outage in the journal (an SD card), every attempt at debug level.
-        log.log(logging.INFO if first_failure else logging.DEBUG,
-                "broker %s not reachable (%s): next attempt in %.0f s", self.where, result,
-                delay)
-        self._connect_at = time.monotonic() + delay
-        self._report(failure_step(result, tls=self._broker.tls))
-
-    def _check_closed(self) -> None:
-        """paho closed the socket (lost, refused, keepalive): plan a reconnect."""
-        if self._open and self._client.socket() is None:
-            self._open = False
-            self._misc_at = None
-            self._connack_by = None
-            self._unacked.clear()  # message ids of a closed connection; the broker resends
-            if not self._stopping:
-                self._connect_at = time.monotonic() + self._backoff.next_delay()
 
     # --- sending (loop thread) ----------------------------------------------------------
 
@@ -394,15 +203,7 @@ class MqttLink:
 
     # --- paho callbacks (on the loop, inside handle_io: translate and enqueue only) -----
 
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
-                    properties: Any = None) -> None:
-        self._connack_by = None
-        if reason.is_failure:
-            log.warning("broker %s refused the connection: %s", self.where, reason)
-            self._report(f"login: {reason}")
-            return
-        self._backoff.reset()
-        set_nodelay(client)
+    def _when_connected(self, client: Any) -> None:
         if self._fresh:
             self._clear_leftovers(client)
         client.subscribe([(self.partner.events, 1), (self.partner.state, 1),
@@ -440,15 +241,9 @@ class MqttLink:
         if self._on_settled is not None:
             self._on_settled()
 
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
-                       properties: Any = None) -> None:
-        was_connected = self._connected.is_set()
-        self._connected.clear()
-        if self._stopping:
-            return
-        if was_connected:
-            log.info("link down: %s (%s): reconnecting", self.where, reason)
-            self._report(f"connection lost ({reason})")
+    def _when_lost(self, reason: Any) -> None:
+        log.info("link down: %s (%s): reconnecting", self.where, reason)
+        self._report(f"connection lost ({reason})")
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if message.qos:
@@ -457,7 +252,7 @@ class MqttLink:
             return  # the old pair's, read while leaving it
         topic, payload = message.topic, message.payload
         if topic not in (self.partner.events, self.partner.state, self.partner.presence):
-            self._post(ev.Rejected, reason="unexpected_topic")
+            self._post(ev.OldPairMessage)  # the session's old subscriptions: not an attack
             return
         if not payload:
             return  # how a retained topic is cleared (an unpair, a pair change): no message

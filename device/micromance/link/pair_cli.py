@@ -9,6 +9,9 @@ within seconds instead of searching an empty room for two minutes.
 
 The room is a named one (``--room``, ``[pairing] room``; ``lobby`` by default) or an invite's
 (``--invite`` makes a code, ``--join CODE`` uses one): a room of its own for this one pairing.
+
+This is for a unit whose daemon is stopped: while it runs, the command line asks the daemon to
+pair through its control socket instead (``control.cli``), so the unit is never online twice.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def pair_from_shell(config: Config, room: str = "", *, answers: TextIO, out: Tex
                             lambda payload: inbox.put(("payload", payload)),
                             on_report=lambda report: inbox.put(("broker", report)),
                             client_factory=client_factory)
-    say = _printer(out)
+    say = printer(out)
     say(f"Connecting to {_count(len(brokers), 'broker')}…")
     started = time.monotonic()
     rendezvous.start()
@@ -89,13 +92,14 @@ def pair_from_shell(config: Config, room: str = "", *, answers: TextIO, out: Tex
     if session.result is None:
         reason = search.unreachable or session.detail or OUTCOMES.get(session.phase,
                                                                      session.phase.value)
-        say(f"Not paired: {reason} (after {_duration(time.monotonic() - started)}).")
+        say(f"Not paired: {reason} (after {duration(time.monotonic() - started)}).")
         return 1
     result = session.result
     # A pair made over the shipped public brokers keeps that list for good.
     _keep(config.state_dir, Pair(result.pair_id, result.key, device_id, result.partner_id,
                                  brokers=() if config.brokers else brokers))
-    say(f"Paired (pair {result.pair_id[:8]}).")
+    say("Paired. The partner's name shows on the unit's screen and in `micromance status` "
+        "once both units are online.")
     from micromance.status import collect_status
 
     if collect_status(config).get("running"):
@@ -173,7 +177,7 @@ class _Search:
             if not self.reached:
                 self.reached = True
                 self.say(f"Looking for the other unit in {self.meeting.where}: waiting up "
-                         f"to {_duration(pairing.SEARCH_SECONDS)} (start pairing there too: "
+                         f"to {duration(pairing.SEARCH_SECONDS)} (start pairing there too: "
                          "hold both buttons 5 s, or run micromance pair)…")
         else:
             self.say(f"  ✗ {report.where}: {report.error}")
@@ -205,7 +209,7 @@ def _count(number: int, thing: str) -> str:
     return f"{number} {thing}{'' if number == 1 else 's'}"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min"
@@ -239,7 +243,7 @@ def forget_from_shell(config: Config, *, out: TextIO,
                       client_factory: Callable[..., Any] | None = None,
                       timeout: float = 5.0) -> int:
     """Tell the partner (sealed ``unpair``, queued for it if offline), then drop the key."""
-    say = _printer(out)
+    say = printer(out)
     pair = load_pair(config.state_dir)
     if pair is None:
         say("This unit is not paired.")
@@ -320,7 +324,7 @@ def _tell_one(broker: Any, mine: Any, sealed: bytes,
         client.loop_stop()
 
 
-def _printer(out: TextIO) -> Callable[[str], None]:
+def printer(out: TextIO) -> Callable[[str], None]:
     def say(text: str) -> None:
         out.write(text + ("" if text.endswith("] ") else "\n"))
         out.flush()

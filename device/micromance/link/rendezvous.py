@@ -225,10 +225,17 @@ class PairingRoom:
         self._client_factory = client_factory
         self._rendezvous: Rendezvous | None = None
 
-    def open(self) -> None:
+    def reconfigure(self, brokers: Sequence[BrokerConfig], room: str) -> None:
+        """A reloaded config: the next attempt meets there (one under way is not moved)."""
+        self._brokers = tuple(brokers)
+        self._topic = room_topic(room)
+
+    def open(self, topic: str = "") -> None:
+        """A fresh attempt in the room with ``topic`` (an invite's, a named room's), or in the
+        config's room when it is ""."""
         self.close()
         self._rendezvous = Rendezvous(
-            self._brokers, self._topic,
+            self._brokers, topic or self._topic,
             lambda payload: self._post(ev.PairingMessage, payload=payload),
             client_factory=self._client_factory)
         self._rendezvous.start()

@@ -1,4 +1,5 @@
-"""The pairing screens: searching, the code to compare, waiting, and how it ended.
+"""The pairing screens: searching, the code to compare, waiting, and how it ended; and the
+web page's access code, the other code people read off the unit.
 
 The code is the one thing people must read across a kitchen, so it gets the biggest type on
 any screen, split ``123 456`` like a phone number, with the two-button legend under it.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from micromance.screens.layout import Block, Canvas, fit_block, stack, text_block
 from micromance.screens.notices import SMALL, headline, title_size, word_with_mark
 from micromance.screens.text import font, text_width
-from micromance.screens.views import PairingPhase, PairingView
+from micromance.screens.views import AccessCodeView, PairingPhase, PairingView
 
 CODE, CODE_COMPACT = 28, 20
 WAITING_CODE, WAITING_CODE_COMPACT = 20, 16
@@ -67,6 +68,19 @@ def draw_pairing(c: Canvas, v: PairingView) -> None:
         if detail == _RETRY and c.compact:
             detail = "hold both to retry"
         headline(c, head, detail, warning)
+
+
+def draw_access_code(c: Canvas, v: AccessCodeView) -> None:
+    """The caption above, the code as big as the pairing code, and what NEXT does below
+    where there is room."""
+    small = font(SMALL)
+    big = _code_block(format_code(v.code), (CODE_COMPACT, 17, 13) if c.compact
+                      else (CODE, 20, 17), c)
+    caption = text_block(v.caption, small)
+    if c.compact:
+        stack(c, [caption, big], [5])
+    else:
+        stack(c, [caption, big, text_block("NEXT = hide", small)], [7, 7])
 
 
 def button_legend(width: int) -> Block:

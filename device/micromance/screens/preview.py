@@ -11,6 +11,7 @@ from pathlib import Path
 from micromance.screens.views import (
     RECEIVED_FRAMES,
     TOGETHER_FRAMES,
+    AccessCodeView,
     DoneView,
     Frame,
     HelpView,
@@ -20,6 +21,7 @@ from micromance.screens.views import (
     PairingView,
     Practice,
     ProblemView,
+    ProgressView,
     QuietView,
     ReceivedView,
     SentView,
@@ -120,6 +122,12 @@ def sample_frames() -> dict[str, Frame]:
             reason="Config error", detail="display.width: expected a number"
         ),
         "quiet": QuietView(pending=2),
+        "access-code": AccessCodeView(code="482913"),
+        "installing": ProgressView(title="Installing", step=3, total=6,
+                                   detail="the Python packages"),
+        "install-failed": ProblemView(
+            reason="Install failed",
+            detail="No internet for the Wi-Fi hotspot (comitup). Tries again at power-on"),
     }
     for phase in PairingPhase:
         frames[f"pairing-{phase.value.replace('_', '-')}"] = PairingView(

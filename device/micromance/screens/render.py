@@ -14,15 +14,17 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from micromance.screens import home, moments, notices, pairing
+from micromance.screens import home, moments, notices, pairing, progress
 from micromance.screens.layout import MARGIN, MAX_SHIFT, Canvas
 from micromance.screens.views import (
+    AccessCodeView,
     DoneView,
     Frame,
     HelpView,
     HomeView,
     PairingView,
     ProblemView,
+    ProgressView,
     QuietView,
     ReceivedView,
     SentView,
@@ -49,6 +51,8 @@ _SCREENS: dict[type, Callable[[Canvas, Any], None]] = {
     TogetherView: moments.draw_together,
     WeekView: moments.draw_week,
     HelpView: moments.draw_help,
+    AccessCodeView: pairing.draw_access_code,
+    ProgressView: progress.draw_progress,
 }
 
 

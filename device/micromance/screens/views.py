@@ -124,9 +124,27 @@ class PairingView:
 
 
 @dataclass(frozen=True)
+class AccessCodeView:
+    """The web page's access code: six digits to type into the page, read off the unit."""
+
+    code: str
+    caption: str = "Web page code"
+
+
+@dataclass(frozen=True)
 class ProblemView:
     reason: str                # one line, e.g. "No broker", "Not paired", "Config error"
     detail: str = ""           # optional second line, e.g. a config key
+
+
+@dataclass(frozen=True)
+class ProgressView:
+    """A long job with no keyboard at hand (the first-boot install): step of total, words."""
+
+    title: str                 # e.g. "Installing"
+    step: int                  # the step running now, 1 .. total
+    total: int
+    detail: str = ""           # what the step does, e.g. "the Python packages"
 
 
 @dataclass(frozen=True)
@@ -137,7 +155,7 @@ class QuietView:
 
 
 View = (HomeView | SentView | ReceivedView | DoneView | PairingView | ProblemView | QuietView
-        | TogetherView | WeekView | HelpView)
+        | TogetherView | WeekView | HelpView | AccessCodeView | ProgressView)
 
 #: Frames of the Received heart animation; the core advances ``ReceivedView.frame``.
 RECEIVED_FRAMES = 6

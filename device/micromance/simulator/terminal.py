@@ -1,7 +1,8 @@
 """``micromance simulate``: two paired units side by side in one terminal.
 
 Everything is real but the hardware: a private mosquitto on a free loopback port, two full
-runtimes with their own state directories, gpiozero mock pins and luma dummy displays. The
+runtimes with their own config files (``<state>/sam.toml``, ``alex.toml``, see
+``unit_files``) and state directories, gpiozero mock pins and luma dummy displays. The
 screens are drawn with braille characters; keys press each unit's buttons.
 
 However it ends (`q`, Ctrl-C, the end of piped input, SIGTERM, or SIGHUP when the terminal
@@ -20,11 +21,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from micromance.config import BrokerConfig, Config, DisplayConfig, PathsConfig
+from micromance.config import Config
 from micromance.core import commands as cmd
 from micromance.core.commands import LightMode
 from micromance.core.events import Gesture
@@ -56,21 +56,19 @@ class Simulation:
         self.out = out
         self.units: list[Runtime] = []
         self.changed: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self._pin_factories: list[Any] = []
+        #: Each unit's gpiozero MockFactory (the web page presses their pins).
+        self.pin_factories: list[Any] = []
 
     def _unit_config(self, index: int, port: int) -> Config:
-        base = self.base
-        return replace(
-            base,
-            device=replace(base.device, name=NAMES[index]),
-            display=DisplayConfig(driver="dummy", width=base.display.width,
-                                  height=base.display.height),
-            broker=BrokerConfig(host="127.0.0.1", port=port, tls=False),
-            # A demonstration at any hour: quiet hours would keep both screens dark at night.
-            quiet_hours=replace(base.quiet_hours, enabled=False),
-            paths=PathsConfig(state_dir=str(self.state_root / "ab"[index])),
-            source=None,
-        )
+        """The unit's config, from its file ``<state>/<name>.toml`` (see ``unit_files``)."""
+        from micromance.simulator.unit_files import unit_config
+
+        return unit_config(self.base, self.config_path(index), name=NAMES[index],
+                           state_dir=self.state_root / "ab"[index], broker_port=port)
+
+    def config_path(self, index: int) -> Path:
+        """Where unit ``index`` keeps its config file (its web page saves Settings there)."""
+        return self.state_root / f"{NAMES[index].lower()}.toml"
 
     @contextmanager
     def running(self) -> Iterator[Simulation]:
@@ -89,6 +87,7 @@ class Simulation:
             for index in range(2):
                 factory = MockFactory(pin_class=MockPWMPin)
                 stack.callback(factory.close)
+                self.pin_factories.append(factory)
                 runtime = Runtime(self._unit_config(index, broker.port), pin_factory=factory)
                 runtime.observers.append(self._observer(index))
                 thread = threading.Thread(target=runtime.run, name=f"unit-{index}", daemon=True)
@@ -144,7 +143,7 @@ class Simulation:
             light = {LightMode.PULSE: "♥ light pulsing", LightMode.ON: "● light on"}.get(
                 mode, "  light off")
             link = state.partner.link.value if state else "starting"
-            title = f" {NAMES[index]} · {link} "
+            title = f" {unit.config.device.name} · {link} "
             keys = KEYMAPS[index]
             legend = "  ".join(f"{k}:{_KEY_WORDS[g]}" for k, g in keys.items())
             body = add_border(lines, title)
@@ -256,8 +255,10 @@ def _show(simulation: Simulation, out: TextIO, interactive: bool) -> None:
 
 
 @contextmanager
-def _quit_on_signals(changes: queue.SimpleQueue[str]) -> Iterator[list[int]]:
-    """SIGHUP and SIGTERM become a "quit" (the list gets the signal, for the exit code).
+def _quit_on_signals(changes: queue.SimpleQueue[str],
+                     signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[list[int]]:
+    """SIGHUP and SIGTERM (or ``signals``) become a "quit" (the list gets the signal, for the
+    exit code).
 
     ``SimpleQueue.put`` may be called from a signal handler, and the main thread's ``get``
     wakes up for it. Only the main thread can set handlers; elsewhere (tests) nothing changes.
@@ -271,7 +272,7 @@ def _quit_on_signals(changes: queue.SimpleQueue[str]) -> Iterator[list[int]]:
         received.append(signum)
         changes.put("quit")
 
-    previous = {signum: signal.signal(signum, quit_) for signum in STOP_SIGNALS}
+    previous = {signum: signal.signal(signum, quit_) for signum in signals}
     try:
         yield received
     finally:

@@ -1,0 +1,3 @@
+% if key in errors:
+<p class="error" id="error-{{key}}">{{errors[key]}}</p>
+% end
