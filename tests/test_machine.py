@@ -901,7 +901,7 @@ def restart(unit: Unit) -> Unit:
     again = Unit.__new__(Unit)
     again.clock, again.settings, again.log = unit.clock, unit.settings, []
     again.partner_seq = unit.partner_seq
-    counters = Counters(**json.loads(json.dumps(asdict(saved.counters))))  # as the store does
+    counters = Counters.from_stored(json.loads(json.dumps(asdict(saved.counters))))  # stored
     again.state = initial_state(unit.settings, unit.clock.mono, unit.clock.wall,
                                 counters=counters, bag_json=saved.rotation.bag.to_json(),
                                 prompt_id=saved.rotation.prompt.id, draws=saved.rotation.draws)
@@ -936,10 +936,11 @@ def test_a_moment_held_for_the_morning_survives_a_restart_in_the_night(evening):
 def test_counters_survive_the_stores_json_and_damage_costs_only_the_field():
     counters = Counters(sent_total=3, days=(("2026-11-24", 2), ("2026-11-25", 1)),
                         sent_times=("2026-11-25T12:00:00+01:00",), together_total=1)
-    again = Counters(**json.loads(json.dumps(asdict(counters))))
+    again = Counters.from_stored(json.loads(json.dumps(asdict(counters))))
     assert again == counters
-    damaged = Counters(sent_total=3, days="oops", sent_times=[1, "x"], together_total=-4,
-                       together_held="yes", pending_at=None)
+    damaged = Counters.from_stored(dict(sent_total=3, days="oops", sent_times=[1, "x"],
+                                        together_total=-4, together_held="yes",
+                                        pending_at=None, unknown_key=1))
     assert (damaged.sent_total, damaged.days, damaged.sent_times) == (3, (), ("x",))
     assert (damaged.together_total, damaged.together_held, damaged.pending_at) == (0, False, "")
 

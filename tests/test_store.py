@@ -382,3 +382,16 @@ def test_a_permission_problem_is_named_as_one(tmp_path, monkeypatch):
         Store.open(tmp_path)
     assert "permission denied" in raised.value.message
     assert "user" in raised.value.fix
+
+
+def test_recent_events_keep_the_newest_fifty_to_fifty_nine(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    try:
+        for n in range(1, 76):
+            store.log_event(f"2026-12-01T10:{n:02d}:00", "sent", f"#{n}")
+        kept = store.recent_events(1000)
+        assert 50 <= len(kept) <= 59
+        assert [e["detail"] for e in kept[:3]] == ["#75", "#74", "#73"]  # newest first
+        assert kept[-1]["detail"] == f"#{76 - len(kept)}"                 # no gap
+    finally:
+        store.close()

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 DB_NAME = "state.db"
 SCHEMA_VERSION = 1
 RECENT_EVENTS_KEPT = 50
+#: ...trimmed to that on every this many rows (so between 50 and 59 are kept).
+RECENT_EVENTS_TRIM = 10
 #: Sequence numbers are reserved this many at a time: one write per block, not per message.
 SEQ_BLOCK = 32
 REPAIR_FIX = "run micromance repair (it keeps a copy of the damaged file and rebuilds the rest)"
@@ -160,6 +162,13 @@ class Store:
         except sqlite3.Error as error:
             raise _plain(error, self.path, writing=False) from None
 
+    def _insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an INSERT; returns the new row's id."""
+        try:
+            return self._db.execute(sql, params).lastrowid or 0
+        except sqlite3.Error as error:
+            raise _plain(error, self.path, writing=True) from None
+
     def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a write; returns how many rows it changed."""
         try:
@@ -269,9 +278,7 @@ class Store:
         if not raw:
             return Counters()
         try:
-            data = json.loads(raw)
-            known = {f.name for f in fields(Counters)}
-            return Counters(**{k: v for k, v in data.items() if k in known})
+            return Counters.from_stored(json.loads(raw))
         except (ValueError, TypeError, AttributeError):
             log.warning("stored counters unreadable; starting from zero")
             return Counters()
@@ -388,12 +395,14 @@ class Store:
     # --- recent events (for ``status``) --------------------------------------------------
 
     def log_event(self, at: str, kind: str, detail: str = "") -> None:
+        """One row; the oldest go on every ``RECENT_EVENTS_TRIM``-th row (a second statement
+        in every press's commit cost more than the few rows it saved)."""
         with self.transaction():
-            self._change("INSERT INTO recent_events (at, kind, detail) VALUES (?, ?, ?)",
-                         (at, kind, detail))
-            self._change(
-                "DELETE FROM recent_events WHERE id <= "
-                "(SELECT MAX(id) FROM recent_events) - ?", (RECENT_EVENTS_KEPT,))
+            row = self._insert("INSERT INTO recent_events (at, kind, detail) VALUES (?, ?, ?)",
+                               (at, kind, detail))
+            if row % RECENT_EVENTS_TRIM == 0:
+                self._change("DELETE FROM recent_events WHERE id <= ?",
+                             (row - RECENT_EVENTS_KEPT,))
 
     def recent_events(self, limit: int = 10) -> list[dict[str, str]]:
         rows = self._query(
