@@ -80,7 +80,11 @@ def test_socket_activation_serves_on_the_socket_it_is_handed_and_stops_on_sigter
     assert "Traceback" not in output
 
 
-def test_serving_on_a_port_and_a_port_that_is_taken(config_file, capsys):
+def test_serving_on_a_port_and_a_port_that_is_taken(config_file, capsys, monkeypatch):
+    import micromance.logs
+
+    # In process, setup_logging would leave a handler on pytest's captured stderr behind.
+    monkeypatch.setattr(micromance.logs, "setup_logging", lambda level="info": None)
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
