@@ -44,7 +44,7 @@ from micromance.link.rendezvous import PairingRoom
 from micromance.loop import Loop, Source, Timer
 from micromance.repair import open_store
 from micromance.service import Notifier
-from micromance.status import LiveFactsFile
+from micromance.status import LiveFactsFile, broker_rows
 from micromance.store import Store
 from micromance.timers import CalendarTimers
 
@@ -418,12 +418,9 @@ class Runtime:
         ``status --json`` lists it, the refused reload, the pair."""
         courier = self.courier
         state = self.state
-        brokers = [{"host": b.host, "port": b.port, "tls": b.tls, "connected": False,
-                    "error": ""} for b in courier.brokers]
-        by_where = {f"{b['host']}:{b['port']}": b for b in brokers}
-        for link in state.partner.links if state is not None else ():
-            if link.where in by_where:
-                by_where[link.where].update(connected=link.connected, error=link.error)
+        links = state.partner.links if state is not None else ()
+        brokers = broker_rows(courier.brokers, ((li.where, li.connected, li.error)
+                                                for li in links))
         return {"brokers": brokers, "config_error": self.live.config_error,
                 "pair_id": courier.pair_id[:8]}
 

@@ -11,12 +11,13 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from micromance import __version__
-from micromance.config import Config
+from micromance.config import BrokerConfig, Config
 from micromance.core.commands import LiveFacts
 from micromance.link.pair_file import load_pair
 from micromance.store import Store
@@ -133,8 +134,8 @@ def collect_status(config: Config) -> dict[str, Any]:
     pair = load_pair(config.state_dir)
     from micromance.link.courier import brokers_for
 
-    report["brokers"] = [{"host": b.host, "port": b.port, "tls": b.tls, "connected": False,
-                          "error": ""} for b in brokers_for(config, pair)]
+    brokers = brokers_for(config, pair)
+    report["brokers"] = broker_rows(brokers, ())
     if pair is not None:
         # The daemon's id is pair.json's when paired (Store.device_id), whatever the database.
         report.update(paired=True, pair_id=pair.pair_id[:8], partner_id=pair.partner_id,
@@ -146,7 +147,7 @@ def collect_status(config: Config) -> dict[str, Any]:
                       old_pair=live.get("old_pair", 0),
                       partner_name=live.get("partner_name", ""),
                       config_error=str(live.get("config_error", "")), running=True)
-        _merge_brokers(report["brokers"], live.get("brokers", []))
+        report["brokers"] = broker_rows(brokers, live.get("brokers", []))
     else:
         report["running"] = False
     if store is None:
@@ -168,17 +169,22 @@ def collect_status(config: Config) -> dict[str, Any]:
     return report
 
 
-def _merge_brokers(brokers: list[dict[str, Any]], live: list[Any]) -> None:
-    """What the daemon reported of each broker (host:port, connected, last error)."""
-    by_where = {f"{b['host']}:{b['port']}": b for b in brokers}
-    for entry in live:
+def broker_rows(brokers: Iterable[BrokerConfig], reports: Iterable[Any]) -> list[dict[str, Any]]:
+    """``status --json``'s ``brokers``: each broker the unit uses, in order, with what the
+    daemon reported of it (``(host:port, connected, last error)``, as in ``LiveFacts``; a
+    malformed entry from status.json is skipped). For ``status`` and the control socket."""
+    rows = [{"host": b.host, "port": b.port, "tls": b.tls, "connected": False, "error": ""}
+            for b in brokers]
+    by_where = {f"{row['host']}:{row['port']}": row for row in rows}
+    for entry in reports:
         try:
             where, connected, error = entry
         except (TypeError, ValueError):
             continue
-        broker = by_where.get(where)
-        if broker is not None:
-            broker.update(connected=bool(connected), error=str(error))
+        row = by_where.get(where)
+        if row is not None:
+            row.update(connected=bool(connected), error=str(error))
+    return rows
 
 
 def read_live_facts(config: Config) -> dict[str, Any] | None:
