@@ -9,9 +9,20 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Protocol
+
+
+def seconds_until(wall: datetime, day: date, at: clock_time) -> float:
+    """Real seconds from ``wall`` to ``at`` o'clock on ``day`` in ``wall``'s zone (negative
+    when that is past). A wall time that DST skips resolves to a real instant, by a round
+    trip through UTC; seconds are counted in UTC, so an hour that DST adds or removes
+    counts as it is lived."""
+    zone = wall.tzinfo
+    candidate = datetime.combine(day, at, tzinfo=zone).astimezone(UTC).astimezone(zone)
+    return (candidate.astimezone(UTC) - wall.astimezone(UTC)).total_seconds()
 
 
 class Clock(Protocol):

@@ -17,8 +17,9 @@ hours, when the unit is at rest (``week_due``).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
+from micromance.core.clock import seconds_until
 from micromance.core.counters import PRESSES_KEPT, Counters
 from micromance.core.when import parse_time, stamp
 
@@ -66,15 +67,11 @@ def seconds_until_week(wall: datetime, shown: str) -> float | None:
     on (DST-aware); None when it is due now (``week_due`` says so at every step)."""
     if week_due(wall, shown):
         return None
-    zone = wall.tzinfo
     for days in range(8):
         day: date = wall.date() + timedelta(days=days)
         if day.weekday() != WEEK_WEEKDAY or day.isoformat() == shown:
             continue
-        candidate = datetime.combine(day, WEEK_TIME, tzinfo=zone)
-        # Round trip through UTC: a wall time skipped by DST resolves to a real instant.
-        candidate = candidate.astimezone(UTC).astimezone(zone)
-        delta = (candidate.astimezone(UTC) - wall.astimezone(UTC)).total_seconds()
+        delta = seconds_until(wall, day, WEEK_TIME)
         if delta > 0:
             return delta
     return None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
+
+from micromance.core.clock import seconds_until
 
 
 @dataclass(frozen=True)
@@ -30,13 +32,8 @@ class QuietHours:
         if not self.enabled or self.start == self.end:
             return None
         boundary = self.end if self.contains(wall) else self.start
-        zone = wall.tzinfo
         for days in range(3):
-            day = wall.date() + timedelta(days=days)
-            candidate = datetime.combine(day, boundary, tzinfo=zone)
-            # Round trip through UTC: a wall time skipped by DST resolves to a real instant.
-            candidate = candidate.astimezone(UTC).astimezone(zone)
-            delta = (candidate.astimezone(UTC) - wall.astimezone(UTC)).total_seconds()
+            delta = seconds_until(wall, wall.date() + timedelta(days=days), boundary)
             if delta > 0:
                 return delta
         return None
