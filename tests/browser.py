@@ -174,25 +174,23 @@ class UnitWithPage:
         self.config_path.write_text(UNIT_CONFIG.format(name=name, port=broker_port,
                                                        state_dir=self.state_dir))
         self.name = name
+        self.unit: Any = None
         self.running: Any = None
         self.server: Any = None
         self.factory: Any = None
 
     def __enter__(self) -> UnitWithPage:
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
-
         from micromance.config import load_config
-        from micromance.runtime import Runtime
         from micromance.simulator.web import LoopbackServer
         from micromance.web.app import make_app
         from micromance.web.auth import Auth
         from micromance.web.site import Site
         from micromance.web.web_state import WebStateFile
-        from tests.units import Running
+        from tests.units import WAIT, RunningUnit
 
-        self.factory = MockFactory(pin_class=MockPWMPin)
         config = load_config(self.config_path)
-        self.running = Running(Runtime(config, pin_factory=self.factory)).__enter__()
+        self.unit = RunningUnit(config, timeout=WAIT)
+        self.running, self.factory = self.unit.running, self.unit.factory
         site = Site(str(self.config_path), Auth(WebStateFile(config.state_dir)))
         self.server = LoopbackServer(make_app(site), threads=2, host=self.host).start()
         return self
@@ -200,10 +198,8 @@ class UnitWithPage:
     def __exit__(self, *exc: object) -> None:
         if self.server is not None:
             self.server.stop()
-        if self.running is not None:
-            self.running.__exit__(*exc)
-        if self.factory is not None:
-            self.factory.close()
+        if self.unit is not None:
+            self.unit.close()
 
     @property
     def url(self) -> str:

@@ -8,15 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from micromance.config import BrokerConfig
 from micromance.link.pair_file import pair_locally
-from micromance.runtime import Runtime
 from micromance.simulator.private_broker import PrivateBroker, free_loopback_port
 from tests.conftest import require_mosquitto
 from tests.silent_broker import HangingBroker
-from tests.units import Running, desk_config, press
+from tests.units import RunningUnit, desk_config, press
 
 THANKS = 17
 pytestmark = pytest.mark.broker
@@ -26,25 +24,9 @@ def loopback(port: int) -> BrokerConfig:
     return BrokerConfig(host="127.0.0.1", port=port, tls=False, keepalive=10)
 
 
-class Unit:
+def make_unit(state_dir: Path, name: str, brokers: list[BrokerConfig]) -> RunningUnit:
     """A unit whose config names several brokers."""
-
-    def __init__(self, state_dir: Path, name: str, brokers: list[BrokerConfig]) -> None:
-        self.factory = MockFactory(pin_class=MockPWMPin)
-        config = replace(desk_config(state_dir, name=name), broker_tables=tuple(brokers))
-        self.running = Running(Runtime(config, pin_factory=self.factory)).__enter__()
-
-    @property
-    def state(self):
-        return self.running.runtime.state
-
-    def wait_until(self, condition, timeout: float = 30.0) -> None:
-        self.running.wait_until(condition, timeout)
-
-    def close(self) -> None:
-        self.running.__exit__(None, None, None)
-        self.factory.reset()
-        self.factory.close()
+    return RunningUnit(replace(desk_config(state_dir, name=name), broker_tables=tuple(brokers)))
 
 
 @pytest.fixture
@@ -62,13 +44,13 @@ def pair_dirs(tmp_path):
     return tmp_path / "a", tmp_path / "b"
 
 
-def start_units(pair_dirs, lists) -> list[Unit]:
-    return [Unit(d, name, brokers) for d, name, brokers in zip(pair_dirs, ("Sam", "Alex"), lists,
-                                                                strict=True)]
+def start_units(pair_dirs, lists) -> list[RunningUnit]:
+    return [make_unit(d, name, brokers)
+            for d, name, brokers in zip(pair_dirs, ("Sam", "Alex"), lists, strict=True)]
 
 
-def connected_everywhere(unit: Unit, count: int) -> bool:
-    links = unit.state.partner.links
+def connected_everywhere(running: RunningUnit, count: int) -> bool:
+    links = running.state.partner.links
     return sum(link.connected for link in links) == count
 
 

@@ -15,45 +15,26 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from micromance.config import HomeAssistantConfig
 from micromance.link.pair_file import pair_locally
-from micromance.runtime import Runtime
 from micromance.simulator.private_broker import PrivateBroker, free_loopback_port
 from tests.conftest import require_mosquitto
 from tests.test_homeassistant import Watcher
-from tests.units import Running, desk_config, press
+from tests.units import RunningUnit, desk_config, press
 
 THANKS = 17
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.broker
 
 
-class Unit:
-    def __init__(self, state_dir: Path, name: str, couple_port: int,
-                 home: HomeAssistantConfig | None = None) -> None:
-        self.factory = MockFactory(pin_class=MockPWMPin)
-        config = desk_config(state_dir, name=name, broker_port=couple_port)
-        if home is not None:
-            config = replace(config, homeassistant=home)
-        self.running = Running(Runtime(config, pin_factory=self.factory)).__enter__()
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.running.runtime
-
-    @property
-    def state(self):
-        return self.running.runtime.state
-
-    def wait_until(self, condition, timeout: float = 20.0) -> None:
-        self.running.wait_until(condition, timeout)
-
-    def close(self) -> None:
-        self.running.__exit__(None, None, None)
-        self.factory.reset()
-        self.factory.close()
+def make_unit(state_dir: Path, name: str, couple_port: int,
+         home: HomeAssistantConfig | None = None) -> RunningUnit:
+    """A unit on the couple's broker, with Home Assistant on ``home`` when given."""
+    config = desk_config(state_dir, name=name, broker_port=couple_port)
+    if home is not None:
+        config = replace(config, homeassistant=home)
+    return RunningUnit(config, timeout=20.0)
 
 
 @pytest.fixture
@@ -65,16 +46,16 @@ def brokers(tmp_path) -> Iterator[tuple[PrivateBroker, PrivateBroker]]:
 
 
 @pytest.fixture
-def units(tmp_path, brokers) -> Iterator[tuple[Unit, Unit, Watcher]]:
+def units(tmp_path, brokers) -> Iterator[tuple[RunningUnit, RunningUnit, Watcher]]:
     couple, home = brokers
     pair_locally(tmp_path / "a", tmp_path / "b")
     watcher = Watcher(home.port)
-    a = Unit(tmp_path / "a", "Sam", couple.port,
+    a = make_unit(tmp_path / "a", "Sam", couple.port,
              HomeAssistantConfig(enabled=True, host="127.0.0.1", port=home.port))
-    b = Unit(tmp_path / "b", "Alex", couple.port)
+    b = make_unit(tmp_path / "b", "Alex", couple.port)
     yield a, b, watcher
-    for unit in (a, b):
-        unit.close()
+    for each in (a, b):
+        each.close()
     watcher.close()
 
 
@@ -115,8 +96,8 @@ def test_a_dead_home_broker_delays_no_thanks(tmp_path, brokers):
     couple, _ = brokers
     pair_locally(tmp_path / "a", tmp_path / "b")
     dead = HomeAssistantConfig(enabled=True, host="127.0.0.1", port=free_loopback_port())
-    a = Unit(tmp_path / "a", "Sam", couple.port, dead)
-    b = Unit(tmp_path / "b", "Alex", couple.port)
+    a = make_unit(tmp_path / "a", "Sam", couple.port, dead)
+    b = make_unit(tmp_path / "b", "Alex", couple.port)
     try:
         b.wait_until(lambda: b.state.partner.online is True)
         a.wait_until(lambda: a.state.partner.online is True)
@@ -145,8 +126,8 @@ def test_switching_it_off_on_reload_takes_the_device_out(tmp_path, brokers):
     from micromance.config import load_config
 
     watcher = Watcher(home.port)
-    factory = MockFactory(pin_class=MockPWMPin)
-    with Running(Runtime(load_config(config), pin_factory=factory)) as unit:
+    unit = RunningUnit(load_config(config), timeout=10.0)
+    try:
         watcher.wait(lambda: len(watcher.configs()) == 12, "discovery")
         config.write_text(base + "enabled = false\n")
         unit.runtime.call_soon(unit.runtime.reload)
@@ -155,12 +136,12 @@ def test_switching_it_off_on_reload_takes_the_device_out(tmp_path, brokers):
                      "availability cleared too")
         # Nothing is published there any more: a press reaches the partner's broker only.
         before = len(watcher.messages)
-        press(factory, THANKS)
-        unit.wait_until(lambda: unit.runtime.state.counters.sent_total == 1)
+        press(unit.factory, THANKS)
+        unit.wait_until(lambda: unit.state.counters.sent_total == 1)
         assert watcher.messages[before:] == []
-    factory.reset()
-    factory.close()
-    watcher.close()
+    finally:
+        unit.close()
+        watcher.close()
 
 
 def test_availability_goes_offline_when_the_unit_is_killed(tmp_path, brokers):

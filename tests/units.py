@@ -74,6 +74,34 @@ class Running:
         assert not self.thread.is_alive()
 
 
+class RunningUnit:
+    """A whole unit on its own mock pins, running on a thread from construction until
+    ``close`` (for tests that start and stop several units as they go)."""
+
+    def __init__(self, config: Config, *, timeout: float = 30.0) -> None:
+        from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+        self.factory = MockFactory(pin_class=MockPWMPin)
+        self.timeout = timeout
+        self.running = Running(Runtime(config, pin_factory=self.factory)).__enter__()
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.running.runtime
+
+    @property
+    def state(self):
+        return self.running.runtime.state
+
+    def wait_until(self, condition, timeout: float | None = None) -> None:
+        self.running.wait_until(condition, self.timeout if timeout is None else timeout)
+
+    def close(self) -> None:
+        self.running.__exit__(None, None, None)
+        self.factory.reset()
+        self.factory.close()
+
+
 def press(factory, pin: int) -> None:
     factory.pin(pin).drive_low()
     factory.pin(pin).drive_high()
