@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -177,13 +176,9 @@ class WiredUnit:
             self.edges.clear()
 
     def stop(self, timeout: float = 10.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        from tests.benchmarks.common import terminate
+
+        terminate(self.process, timeout)
         with contextlib.suppress(OSError):
             os.close(self._command_write)
         for thread in self._threads:
