@@ -21,7 +21,8 @@ from micromance.link.pair_file import load_pair
 from micromance.protocol import make_invite, pairing
 from micromance.simulator.private_broker import PrivateBroker, free_loopback_port
 from tests.conftest import require_mosquitto
-from tests.test_brokers import HangingBroker, Unit, loopback
+from tests.silent_broker import HangingBroker
+from tests.test_brokers import loopback, make_unit
 from tests.units import desk_config, press
 
 pytestmark = pytest.mark.broker
@@ -208,7 +209,7 @@ def test_a_wildcard_listener_learns_no_product_unit_or_pair(tmp_path, brokers):
         shells = [Shell(shell_config(tmp_path / d, one, n), invite=CODE)
                   for d, n in (("a", "Sam"), ("b", "Alex"))]
         assert [s.join() for s in shells] == [0, 0]
-        units = [Unit(tmp_path / d, n, one) for d, n in (("a", "Sam"), ("b", "Alex"))]
+        units = [make_unit(tmp_path / d, n, one) for d, n in (("a", "Sam"), ("b", "Alex"))]
         a, b = units
         for index in range(20):
             press(a.factory, THANKS)
