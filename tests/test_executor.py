@@ -17,6 +17,7 @@ from micromance.hardware.panel import Panel
 from micromance.link.courier import Courier
 from micromance.link.pair_file import load_pair
 from micromance.protocol.pairing import PairResult
+from micromance.protocol.replay import ReplayWindow
 from micromance.screens import views as v
 from micromance.status import LiveFactsFile
 from micromance.store import Store
@@ -36,7 +37,7 @@ SAMPLES: dict[type, object] = {
     cmd.ReportHome: cmd.ReportHome(cmd.HomeFacts(True, 1, 0, 1, 0, 0, 0, "Smile", True, 0)),
     cmd.SaveCounters: cmd.SaveCounters(Counters(sent_total=1)),
     cmd.SaveRotation: cmd.SaveRotation("", "abc", 1),
-    cmd.SaveWindow: cmd.SaveWindow('{"highest":1,"bitmap":1}'),
+    cmd.SaveWindow: cmd.SaveWindow(ReplayWindow().accept(1)),
     cmd.SendThanks: cmd.SendThanks(total=1),
     cmd.SendSeen: cmd.SendSeen(sent_total=1),
     cmd.SendDone: cmd.SendDone(streak=1, sent_total=1),

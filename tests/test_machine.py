@@ -21,6 +21,8 @@ from micromance.core.machine import (
     State,
     initial_state,
     next_deadline,
+    present,
+    react,
     step,
 )
 from micromance.core.quiet import QuietHours
@@ -1043,3 +1045,27 @@ def test_the_partners_name_comes_with_its_presence(unit):
     assert of(cmd.SaveCounters, out)[0].counters.partner_name == "Alex"
     again = replace(presence, seq=8)
     assert not of(cmd.SaveCounters, unit.send(ev.Delivery, message=again))  # no change, no write
+
+
+def test_react_then_present_is_step_and_the_light_comes_without_a_frame(clock):
+    """The runtime calls the two halves apart (``present`` once no event waits): the light
+    of a thank-you comes from ``react`` alone, and a burst presented once ends where a step
+    per event does."""
+    stepped, halves = Unit(clock), Unit(clock)
+    message = partner_message(1, "thanks", 1)
+    halves.state, first = react(halves.state, ev.Delivery(
+        message=message, at=clock.mono, wall=clock.wall))
+    assert cmd.SetLight(LightMode.PULSE) in first
+    assert not of(cmd.ShowFrame, first) and not of(cmd.ReportLiveFacts, first)
+    stepped.send(ev.Delivery, message=message)
+    burst = [ev.ButtonDown(button=Button.NEXT, at=clock.mono + 0.1, wall=clock.wall),
+             ev.ButtonUp(button=Button.NEXT, at=clock.mono + 0.2, wall=clock.wall),
+             ev.Tick(at=clock.mono + 0.3, wall=clock.wall)]
+    for event in burst:
+        stepped.state, _ = step(stepped.state, event)
+        halves.state, _ = react(halves.state, event)
+    halves.state, shown = present(halves.state)
+    assert of(cmd.ShowFrame, shown)
+    assert halves.state.outputs == stepped.state.outputs
+    assert halves.state.counters == stepped.state.counters
+    assert present(halves.state)[1] == []  # nothing changed since: nothing to draw

@@ -5,6 +5,7 @@ The loop runs on its own thread; tests wait on events (observed commands), never
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import pytest
@@ -54,6 +55,29 @@ def test_thanks_button_reaches_core_light_and_screen(unit, mock_factory):
     assert unit.runtime.display.last_image.tobytes() == render(frame.frame, 128, 64).tobytes()
 
 
+def test_a_press_is_counted_and_sent_on_the_edge_thread_before_anything_is_drawn(
+        unit, mock_factory):
+    """While the loop sleeps, a button's own thread runs the press's step (no hand-over to
+    the loop); the frame follows on the loop thread once nothing waits."""
+    threads: list[tuple[cmd.Command, int]] = []
+    unit.runtime.observers.append(lambda c: threads.append((c, threading.get_ident())))
+    for total in range(1, 6):  # a calendar wake-up may take the loop's turn: try again
+        assert unit.runtime.loop._turn.acquire(timeout=10)  # the loop sleeps now
+        unit.runtime.loop._turn.release()
+        before, mark = len(threads), len(unit.seen)
+        press(mock_factory, 17)
+        sent = [ident for c, ident in threads[before:] if c == cmd.SendThanks(total=total)]
+        if sent == [threading.get_ident()]:
+            break
+    else:
+        pytest.fail("no press ran on the edge thread in 5 tries")
+    frame = unit.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
+                          and isinstance(c.frame.view, v.SentView), since=mark)
+    after = [c for c, _ in threads[before:]]
+    assert after.index(cmd.SendThanks(total=total)) < after.index(frame)
+    assert dict((id(c), ident) for c, ident in threads)[id(frame)] != threading.get_ident()
+
+
 def test_next_button_shows_another_prompt(unit, mock_factory):
     first = shown_view(unit).prompt
     press(mock_factory, 27)
@@ -69,9 +93,10 @@ def test_received_thanks_pulses_the_led_until_next(unit, mock_factory):
     unit.runtime.post(ev.Delivery, message=thanks)
     unit.wait_for(lambda c: c == cmd.SetLight(LightMode.PULSE))
     assert unit.runtime.panel.light_mode is LightMode.PULSE
+    pulsing = len(unit.seen)
     press(mock_factory, 27)
     unit.wait_for(lambda c: isinstance(c, cmd.SendSeen))
-    unit.wait_for(lambda c: c == cmd.SetLight(LightMode.OFF) and unit.seen.index(c) > 0)
+    unit.wait_for(lambda c: c == cmd.SetLight(LightMode.OFF), since=pulsing)
     assert led_pin.state == 0
 
 

@@ -96,8 +96,8 @@ class Executor:
                 store.save_counters(counters, courier.pair_id)
             case cmd.SaveRotation(bag_json=bag, prompt_id=prompt_id, draws=draws):
                 store.save_rotation(bag, prompt_id, draws)
-            case cmd.SaveWindow(window_json=window):
-                courier.save_window(window)
+            case cmd.SaveWindow(window=window):
+                courier.save_window(window.to_json())
             case cmd.SendThanks(total=total):
                 store.log_event(_when(wall), "sent", f"#{total}")
                 courier.send_reliably(MessageType.THANKS, wall, sent_total=total)

@@ -3,9 +3,16 @@
 Adapters call back on their own threads (gpiozero, the key reader) and only ``post`` events;
 the network connections are *sources* the loop serves itself (paho as an external event loop),
 so their callbacks post the same way without a thread hand-off. The loop is the single
-consumer: it hands each event to one handler, on one thread. It sleeps until the next event,
+consumer: it hands each event to one handler, one at a time. It sleeps until the next event,
 the next network traffic or the next moment a timer or a source asked for — never a fixed
 polling interval.
+
+One at a time is the loop's *turn*, a lock the loop thread holds except while it sleeps in
+``select``. An event that cannot wait for the loop to wake (a button edge: the press is
+committed and published at once) is handed over with ``handle_now``: when the loop sleeps and
+nothing is queued, the calling thread takes the turn and runs the handler itself, so no
+thread hand-off lies between the edge and the publish; otherwise the event is queued. Either
+way the handler never runs on two threads at once, and events keep their order.
 """
 
 from __future__ import annotations
@@ -98,12 +105,17 @@ class Loop:
     def __init__(self) -> None:
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._sources: Callable[[], Iterable[Source]] = tuple
+        self._idle: Callable[[], None] = lambda: None
         self._timers: list[Timer] = []
         self._wakeup = Wakeup()
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wakeup, selectors.EVENT_READ)
         self._watched: dict[int, tuple[Any, int]] = {}  # fd -> (socket, events)
         self._thread: int | None = None
+        self._turn = threading.Lock()  # held by whoever runs a handler or serves a source
+        self._handle: Callable[[Any], None] | None = None  # while ``run`` runs
+        self._failure: BaseException | None = None  # a handler's, raised on the loop thread
+        self._look_again = False  # set by ``handle_now``: its wake-up is no Tick
         #: How often the loop woke up, for tests and benchmarks.
         self.wakeups = 0
         #: True from taking an event off the queue until its handler returned, so "queue
@@ -118,6 +130,31 @@ class Loop:
         if threading.get_ident() != self._thread:  # the loop itself looks next anyway
             self._wakeup.set()
 
+    def handle_now(self, event: object) -> None:
+        """Run the handler on ``event`` on this thread if the loop sleeps with nothing queued
+        (the loop wakes afterwards to look at its sockets and deadlines again); else ``post``.
+
+        Never from a signal handler (it may run on the loop's thread, inside its wait).
+        """
+        handle = self._handle
+        if handle is None or not self.events.empty() or not self._turn.acquire(blocking=False):
+            self.post(event)
+            return
+        try:
+            if self._handle is None:  # the loop ended meanwhile
+                self.events.put(event)
+                return
+            self.busy = True
+            handle(event)
+        except BaseException as error:  # the loop thread raises it, as if it had run there
+            self._failure = error
+            self.events.put(STOP)
+        finally:
+            self.busy = False
+            self._look_again = True  # the loop wakes to serve what the handler left, no Tick
+            self._turn.release()
+        self._wakeup.set()
+
     def stop(self) -> None:
         """End the loop (safe from signal handlers: SimpleQueue.put is reentrant)."""
         self.events.put(STOP)
@@ -131,21 +168,34 @@ class Loop:
 
     def run(self, handle: Callable[[Any], None], tick: Callable[[], Any], *,
             sources: Callable[[], Iterable[Source]] = tuple, timers: Iterable[Timer] = (),
-            heartbeat: Callable[[], None] = lambda: None) -> None:
+            heartbeat: Callable[[], None] = lambda: None,
+            idle: Callable[[], None] = lambda: None) -> None:
         """Hand every event to ``handle`` until ``stop``; a wake-up with no event is ``tick()``.
 
         ``sources()`` names the network connections to serve now (they come and go with the
-        pair); ``timers`` wake the loop when due; ``heartbeat`` runs after every event.
+        pair); ``timers`` wake the loop when due; ``heartbeat`` runs after every event;
+        ``idle`` runs once the queue is empty, before the loop sleeps (what can wait for a
+        burst of events to end: drawing).
         """
         self._thread = threading.get_ident()
-        self._sources, self._timers = sources, list(timers)
-        while True:
-            event = self._next_event(tick)
-            if event is STOP:
-                return
-            handle(event)
-            self.busy = False
-            heartbeat()
+        self._sources, self._timers, self._idle = sources, list(timers), idle
+        with self._turn:
+            self._handle = handle
+            try:
+                while True:
+                    event = self._next_event(tick)
+                    if event is STOP:
+                        break
+                    if event is None:
+                        continue  # woken after ``handle_now``: flush, draw, plan again
+                    handle(event)
+                    self.busy = False
+                    heartbeat()
+            finally:
+                self._handle = None
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
     def close(self) -> None:
         self._selector.close()
@@ -159,7 +209,8 @@ class Loop:
         self.close()
 
     def _next_event(self, tick: Callable[[], Any]) -> Any:
-        """The next queued event; else wait for one, for the network or for a deadline.
+        """The next queued event; else wait for one, for the network or for a deadline (None:
+        look again, after ``handle_now``).
 
         An event that arrives is acted on first; the timers and the sources' timers run once
         nothing waits in the queue (they keep seconds and minutes, not milliseconds).
@@ -168,7 +219,11 @@ class Loop:
             sources = list(self._sources())
             for source in sources:
                 source.flush()  # acknowledge what the loop acted on (may plan a reconnect)
-            timeout = self._sleep_budget(sources)
+            self._idle()
+            # Posts made while the loop was busy left wake-up bytes behind: their events were
+            # taken already. Cleared before the queue is looked at, a later post still wakes.
+            self._wakeup.clear()
+            timeout = self._sleep_budget(sources) if self.events.empty() else 0.0
             if timeout > 0:
                 self._wait(timeout, sources)
             self.wakeups += 1
@@ -181,6 +236,9 @@ class Loop:
         try:
             return self.events.get_nowait()
         except queue.Empty:
+            if self._look_again:
+                self._look_again = self.busy = False
+                return None  # the next pass sleeps again, or ticks at once if a time is due
             return tick()
 
     def sleep_budget(self) -> float:
@@ -204,7 +262,12 @@ class Loop:
         """Sleep until woken, until a source's socket is ready (then serve it), or ``timeout``."""
         by_fd = self._watch(sources)
         ready: list[tuple[Source, int]] = []
-        for key, mask in self._selector.select(timeout):
+        self._turn.release()  # asleep: ``handle_now`` may run a handler meanwhile
+        try:
+            selected = self._selector.select(timeout)
+        finally:
+            self._turn.acquire()
+        for key, mask in selected:
             if key.fileobj is self._wakeup:
                 self._wakeup.clear()
             elif key.fd in by_fd:

@@ -15,6 +15,7 @@ a bad one changes nothing and is reported as ``config_error``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -32,7 +33,7 @@ from micromance.core import events as ev
 from micromance.core.clock import Clock, SystemClock
 from micromance.core.commands import Command, Durable
 from micromance.core.events import Button, Gesture
-from micromance.core.machine import initial_state, next_deadline, step
+from micromance.core.machine import initial_state, next_deadline, present, react, step
 from micromance.core.quiet import QuietHours
 from micromance.core.state import Outputs, Settings, State
 from micromance.errors import ConfigError, StoreError
@@ -124,6 +125,11 @@ class _Task:
 class Stepper:
     """The core and the executor together: one event in, its commands carried out.
 
+    ``handle`` carries out what an event changes (``core.react``: what is saved and sent, and
+    the light); ``present`` brings the screen and the reported facts up to date once no event
+    waits (``core.present``), so drawing never stands between a press and its publish, or
+    between a thank-you and the light.
+
     A step whose commit fails (a full disk, storage remounted read-only) did not happen: the
     state goes back to what it was before, and the core hears ``StorageFailed`` instead, so
     it shows the problem and refuses presses rather than pretend. Nothing was published (that
@@ -137,7 +143,7 @@ class Stepper:
 
     def handle(self, event: ev.Event) -> None:
         before = self.state
-        self.state, commands = step(before, event)
+        self.state, commands = react(before, event)
         try:
             self.executor.carry_out(commands, event.wall)
         except StoreError as error:
@@ -152,6 +158,12 @@ class Stepper:
         received = self.state.counters.received_total
         if received > before.counters.received_total:
             log.info("thank-you from %s (their #%d)", self.state.sender or "partner", received)
+
+    def present(self) -> None:
+        """The frame and the facts for the state the last events left (nothing if unchanged)."""
+        self.state, commands = present(self.state)
+        if commands:
+            self.executor.carry_out(commands, self.state.wall)
 
     def _storage_failed(self, before: State, event: ev.StorageFailed) -> None:
         """The failed step is undone; the core hears why. What the adapters were told during
@@ -211,7 +223,11 @@ class Runtime:
         self.loop.post(factory(**fields, at=self.clock.monotonic(), wall=self.clock.now()))
 
     def on_edge(self, button: Button, down: bool) -> None:
-        self.post(ev.ButtonDown if down else ev.ButtonUp, button=button)
+        """A button edge (gpiozero's thread): a press is committed and sent from here at once
+        while the loop sleeps, with no hand-over to the loop's thread (``Loop.handle_now``)."""
+        factory = ev.ButtonDown if down else ev.ButtonUp
+        self.loop.handle_now(factory(button=button, at=self.clock.monotonic(),
+                                     wall=self.clock.now()))
 
     def on_gesture(self, gesture: Gesture) -> None:
         self.post(ev.GestureInput, gesture=gesture)
@@ -398,13 +414,18 @@ class Runtime:
             Alarm(lambda: self.notifier.watchdog_interval),
         ]
         stepper.handle(self._tick())
+        stepper.present()
+        # What starting made (modules, fonts, the prompt library: most of the heap) lives as
+        # long as the unit: out of the collector's sight, a full collection no longer walks
+        # it in the middle of a press (tens of milliseconds on a Pi Zero).
+        gc.freeze()
         self.notifier.ready(f"{self.config.device.name}: running")
         log.info("%s is up (device %s, %s)", self.config.device.name, device_id,
                  getattr(self.display, "description", self.config.display.driver))
         self._started.set()
         try:
             self.loop.run(handle, self._tick, sources=sources, timers=timers,
-                          heartbeat=self._heartbeat)
+                          heartbeat=self._heartbeat, idle=stepper.present)
         finally:
             self.notifier.stopping()
             log.info("stopping")

@@ -463,6 +463,15 @@ class InProcessUnit:
         self.factory.pin(pin).drive_low()
         self.factory.pin(pin).drive_high()
 
+    def tap(self, pin: int, hold: float) -> float:
+        """Press, hold ``hold`` seconds, release; returns the perf_counter just before the
+        release (when the press becomes a thank-you)."""
+        self.factory.pin(pin).drive_low()
+        time.sleep(hold)
+        released = time.perf_counter()
+        self.factory.pin(pin).drive_high()
+        return released
+
     def close(self) -> None:
         self.runtime.stop()
         self.thread.join(10)

@@ -6,9 +6,10 @@ installs a pin factory (gpiozero's MockFactory, PWM pins) as ``gpiozero.Device.p
 and then calls ``micromance.cli.main`` with the arguments after ``--``, unchanged. Nothing of
 the unit is patched and no measuring code runs in its loop; the pins are the wires:
 
-- a **logic analyser on the outputs**: whenever an output pin goes from dark to lit or back,
-  ``<time.perf_counter()> <pin> <value>`` is written to the inherited fd ``--report-fd`` (the
-  breathing's brightness steps in between are not reported; ``value`` is 0 or the level);
+- a **logic analyser on the outputs** (``--report-pins``, else every output): whenever such a
+  pin goes from dark to lit or back, ``<time.perf_counter()> <pin> <value>`` is written to the
+  inherited fd ``--report-fd`` (the breathing's brightness steps in between are not reported;
+  ``value`` is 0 or the level). Only the probed pins cost the benchmark a wake-up;
 - a **finger on the buttons**: a thread reads lines ``<pin> <0|1>`` from ``--command-fd`` and
   drives that input pin low or high, so edges reach the unit on a thread of their own, as
   lgpio's callbacks do on a Pi.
@@ -26,13 +27,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 
-def wire(report_fd: int, command_fd: int) -> Any:
-    """Make the wired factory gpiozero's default and start the finger; returns the factory."""
+def wire(report_fd: int, command_fd: int, report_pins: frozenset[int] | None = None) -> Any:
+    """Make the wired factory gpiozero's default and start the finger; returns the factory.
+    ``report_pins``: the outputs the analyser watches (None: all)."""
     import gpiozero
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
@@ -42,11 +43,13 @@ def wire(report_fd: int, command_fd: int) -> Any:
         def __init__(self, factory: Any, info: Any) -> None:
             super().__init__(factory, info)
             self._number = int(info.name.removeprefix("GPIO"))
+            self._probed = report_pins is None or self._number in report_pins
 
         def _change_state(self, value: Any) -> bool:
             was_lit = bool(self._state)
             changed = bool(super()._change_state(value))
-            if changed and self._function == "output" and bool(value) != was_lit:
+            if changed and self._probed and self._function == "output" \
+                    and bool(value) != was_lit:
                 os.write(report_fd, f"{time.perf_counter():.9f} {self._number} "
                                     f"{float(value):g}\n".encode())
             return changed
@@ -69,11 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report-fd", type=int, required=True)
     parser.add_argument("--command-fd", type=int, required=True)
+    parser.add_argument("--report-pins", default=None,
+                        help="comma-separated output pins to report (default: all)")
     parser.add_argument("micromance_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     rest = args.micromance_args[1:] if args.micromance_args[:1] == ["--"] \
         else args.micromance_args
-    wire(args.report_fd, args.command_fd)
+    pins = None if args.report_pins is None else \
+        frozenset(int(pin) for pin in args.report_pins.split(",") if pin)
+    wire(args.report_fd, args.command_fd, pins)
 
     from micromance.cli import main as micromance_main
 
@@ -88,33 +95,44 @@ class WiredUnit:
 
     Between rounds the benchmark may ask the unit's control socket for its status (as
     ``micromance status`` would); while a press is timed it only writes to the finger and
-    reads the analyser.
+    reads the analyser. The unit's log goes to a file (``<state dir>.log``), as to the
+    journal on a device: writing it costs the unit a write and wakes nobody here.
+    ``report_pins``: the outputs the analyser watches (None: all).
     """
 
-    def __init__(self, config: Path, state_dir: Path) -> None:
+    def __init__(self, config: Path, state_dir: Path,
+                 report_pins: tuple[int, ...] | None = None) -> None:
         from tests.benchmarks.common import PYTHON, ROOT, unit_env
 
         self.state_dir = state_dir
+        self.log_path = state_dir.with_suffix(".log")
         report_read, report_write = os.pipe()
         command_read, self._command_write = os.pipe()
         env = unit_env()
         env.pop("GPIOZERO_PIN_FACTORY", None)  # the launcher installs its own factory
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "tests.benchmarks.wired", "--report-fd", str(report_write),
-             "--command-fd", str(command_read), "--", "run", "--config", str(config)],
-            cwd=ROOT, env=env, pass_fds=(report_write, command_read), text=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        probe = [] if report_pins is None else \
+            ["--report-pins", ",".join(str(pin) for pin in report_pins)]
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [PYTHON, "-m", "tests.benchmarks.wired", "--report-fd", str(report_write),
+                 "--command-fd", str(command_read), *probe, "--", "run", "--config",
+                 str(config)],
+                cwd=ROOT, env=env, pass_fds=(report_write, command_read), text=True,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
         os.close(report_write)
         os.close(command_read)
         self._report_read = report_read
         #: (perf_counter, pin, value) of every output edge, in order.
         self.edges: list[tuple[float, int, float]] = []
-        self.lines: deque[str] = deque(maxlen=200)
         self._changed = threading.Condition()
-        self._threads = [threading.Thread(target=self._read_edges, daemon=True),
-                         threading.Thread(target=self._read_log, daemon=True)]
+        self._threads = [threading.Thread(target=self._read_edges, daemon=True)]
         for thread in self._threads:
             thread.start()
+
+    @property
+    def lines(self) -> list[str]:
+        """The unit's log so far."""
+        return self.log_path.read_text(errors="replace").splitlines()
 
     def _read_edges(self) -> None:
         with os.fdopen(self._report_read, "r") as edges:
@@ -124,20 +142,21 @@ class WiredUnit:
                     self.edges.append((float(at), int(pin), float(value)))
                     self._changed.notify_all()
 
-    def _read_log(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            with self._changed:
-                self.lines.append(line.rstrip())
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
 
     def press(self, pin: int) -> float:
         """Press and release at once; returns the perf_counter just before the press."""
         started = time.perf_counter()
         os.write(self._command_write, f"{pin} 0\n{pin} 1\n".encode())
         return started
+
+    def tap(self, pin: int, hold: float) -> float:
+        """Press, hold ``hold`` seconds, release; returns the perf_counter just before the
+        release."""
+        os.write(self._command_write, f"{pin} 0\n".encode())
+        time.sleep(hold)
+        released = time.perf_counter()
+        os.write(self._command_write, f"{pin} 1\n".encode())
+        return released
 
     def wait_edge(self, pin: int, lit: bool, after: float, timeout: float = 10.0) -> float:
         """When ``pin`` went lit (or dark) later than ``after``, per the analyser."""
@@ -152,16 +171,24 @@ class WiredUnit:
         return found[0]
 
     def wait_line(self, text: str, timeout: float = 20.0) -> None:
-        self._wait(lambda: any(text in line for line in self.lines), timeout, repr(text))
+        """Until the log has a line with ``text`` (looked at every 10 ms: start-up only)."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self._fail(repr(text), timeout)
+            time.sleep(0.01)
 
     def _wait(self, condition: Any, timeout: float, what: str) -> None:
         with self._changed:
             ok = self._changed.wait_for(
                 lambda: condition() or self.process.poll() is not None, timeout)
             if not ok or not condition():
-                tail = "\n".join(list(self.lines)[-15:])
-                raise RuntimeError(f"unit {self.process.pid}: {what} not seen within "
-                                   f"{timeout}s (exit {self.process.poll()}):\n{tail}")
+                self._fail(what, timeout)
+
+    def _fail(self, what: str, timeout: float) -> None:
+        tail = "\n".join(self.lines[-15:])
+        raise RuntimeError(f"unit {self.process.pid}: {what} not seen within {timeout}s "
+                           f"(exit {self.process.poll()}):\n{tail}")
 
     def status(self) -> dict[str, Any]:
         """The unit's ``status`` through its control socket (in its state directory)."""

@@ -9,9 +9,10 @@ thank-you (giving up on one before 5 s shows the week, which changes nothing).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from micromance.core.events import Button, Gesture
+from micromance.core.records import evolve as replace  # quick copies
 
 NEXT_HOLD_SECONDS = 2.0
 BOTH_HOLD_SECONDS = 5.0

@@ -16,6 +16,7 @@ from enum import Enum
 
 from micromance.core.counters import Counters
 from micromance.protocol.pairing import PairResult
+from micromance.protocol.replay import ReplayWindow
 from micromance.screens.views import Frame
 
 
@@ -125,9 +126,10 @@ class SaveRotation(Durable):
 
 @dataclass(frozen=True)
 class SaveWindow(Durable):
-    """Persist the replay window, so a replay is refused after a restart too."""
+    """Persist the replay window, so a replay is refused after a restart too (the executor
+    writes it as JSON: after the light, not before it)."""
 
-    window_json: str
+    window: ReplayWindow
 
 
 # --- the partner -------------------------------------------------------------------------

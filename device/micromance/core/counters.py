@@ -9,9 +9,11 @@ never raises, so a bad field costs that field, not the counts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from typing import Any
+
+from micromance.core.records import evolve as replace  # quick copies
 
 #: Days the week screen shows (today and the six before it).
 WEEK_DAYS = 7

@@ -147,7 +147,21 @@ def initial_state(
 
 
 def step(state: State, event: ev.Event) -> tuple[State, list[Command]]:
-    """Apply one event; return the new state and the commands for the adapters."""
+    """Apply one event; return the new state and the commands for the adapters: ``react``
+    and then ``present``, as one."""
+    state, commands = react(state, event)
+    state, shown = present(state)
+    return state, commands + shown
+
+
+def react(state: State, event: ev.Event) -> tuple[State, list[Command]]:
+    """What one event changes and what cannot wait for the screen: the transitions, what they
+    save and send, and the light.
+
+    The frame, the contrast and the facts for status are ``present``'s: the runtime asks for
+    them once no event waits, so a thank-you lights the partner's LED (and a press is
+    committed and sent) before anything is drawn, and a burst of events is drawn once.
+    """
     state = replace(state, at=max(state.at, event.at), wall=event.wall)
     online_before = state.partner.online
     commands: list[Command] = []
@@ -156,7 +170,39 @@ def step(state: State, event: ev.Event) -> tuple[State, list[Command]]:
     state = _follow_quiet_hours(state)
     state = _follow_presence(state, online_before)
     state = _moments(state, commands)
-    return _emit_outputs(state, commands)
+    light = _light(state)
+    if light != state.outputs.light:
+        commands.append(cmd.SetLight(light))
+        state = replace(state, outputs=replace(state.outputs, light=light))
+    return state, commands
+
+
+def present(state: State) -> tuple[State, list[Command]]:
+    """The commands that bring the screen and the reported facts up to ``state`` (none when
+    they already show it)."""
+    old = state.outputs
+    lit = panel_on(state)
+    frame = v.Frame(view_of(state), shift_of(state))
+    contrast = state.settings.contrast if is_bright(state) and not is_quiet(state) \
+        else state.settings.dim_contrast
+    live = _live_facts(state)
+    out: list[Command] = []
+    if lit and old.panel_on is not True:
+        out.append(cmd.SetPanelPower(True))
+    if contrast != old.contrast:
+        out.append(cmd.SetContrast(contrast))
+    if frame != old.frame and lit:
+        out.append(cmd.ShowFrame(frame))
+    if not lit and old.panel_on is not False:
+        out.append(cmd.SetPanelPower(False))
+    if live != old.live:
+        out.append(cmd.ReportLiveFacts(live))
+    home = _home_facts(state) if state.settings.home_assistant else None
+    if home is not None and home != old.home:
+        out.append(cmd.ReportHome(home))
+    outputs = Outputs(frame=frame if lit else old.frame, light=old.light, contrast=contrast,
+                      panel_on=lit, live=live, home=home)
+    return replace(state, outputs=outputs), out
 
 
 def next_deadline(state: State) -> float | None:
@@ -537,7 +583,7 @@ def _delivery(state: State, message: Message, broker: int, out: list[Command]) -
             state = _reack(state, message.seq, out)  # our first ack may have been lost
         return _partner(state, duplicates=state.partner.duplicates + 1)
     window = window.accept(message.seq)
-    out.append(cmd.SaveWindow(window.to_json()))
+    out.append(cmd.SaveWindow(window))
     accepted = (*state.partner.accepted, (message.seq, state.at))[-RECENT_ACCEPTS:]
     state = _partner(state, window=window, accepted=accepted)
     if message.type is MessageType.ACK:
@@ -942,31 +988,3 @@ def _home_facts(state: State) -> HomeFacts:
         gesture=prompt.text if prompt is not None else "",
         partner_online=bool(state.partner.paired and state.partner.online),
         waiting=counters.pending)
-
-
-def _emit_outputs(state: State, out: list[Command]) -> tuple[State, list[Command]]:
-    old = state.outputs
-    lit = panel_on(state)
-    frame = v.Frame(view_of(state), shift_of(state))
-    light = _light(state)
-    contrast = state.settings.contrast if is_bright(state) and not is_quiet(state) \
-        else state.settings.dim_contrast
-    live = _live_facts(state)
-    if lit and old.panel_on is not True:
-        out.append(cmd.SetPanelPower(True))
-    if contrast != old.contrast:
-        out.append(cmd.SetContrast(contrast))
-    if frame != old.frame and lit:
-        out.append(cmd.ShowFrame(frame))
-    if not lit and old.panel_on is not False:
-        out.append(cmd.SetPanelPower(False))
-    if light != old.light:
-        out.append(cmd.SetLight(light))
-    if live != old.live:
-        out.append(cmd.ReportLiveFacts(live))
-    home = _home_facts(state) if state.settings.home_assistant else None
-    if home is not None and home != old.home:
-        out.append(cmd.ReportHome(home))
-    outputs = Outputs(frame=frame if lit else old.frame, light=light, contrast=contrast,
-                      panel_on=lit, live=live, home=home)
-    return replace(state, outputs=outputs), out

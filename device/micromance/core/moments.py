@@ -16,11 +16,11 @@ hours, when the unit is at rest (``week_due``).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 from micromance.core.clock import seconds_until
 from micromance.core.counters import PRESSES_KEPT, Counters
+from micromance.core.records import evolve as replace  # quick copies
 from micromance.core.when import parse_time, stamp
 
 TOGETHER_WINDOW = timedelta(minutes=10)

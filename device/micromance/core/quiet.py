@@ -22,7 +22,7 @@ class QuietHours:
         """Whether local time ``wall`` is inside the window (start inclusive, end exclusive)."""
         if not self.enabled or self.start == self.end:
             return False
-        now = wall.time().replace(tzinfo=None)
+        now = wall.time()  # naive: time() drops the zone
         if self.start < self.end:
             return self.start <= now < self.end
         return now >= self.start or now < self.end

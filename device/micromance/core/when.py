@@ -8,14 +8,18 @@ a little ahead of our clock, so ``ago`` never says "in 2 minutes".
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 RELATIVE_HOURS = 6     # up to this many hours: "2 h ago"; older: a day and a clock time
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+@lru_cache(maxsize=64)
 def parse_time(text: str) -> datetime | None:
-    """An aware datetime from ISO text (a message's ``time``); None if it is not one."""
+    """An aware datetime from ISO text (a message's ``time``); None if it is not one.
+
+    Cached: each press compares its time with the last few presses of both partners."""
     if not text:
         return None
     try:

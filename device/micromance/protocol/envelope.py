@@ -66,7 +66,10 @@ def sealed_size(message: Message) -> int:
 
     Any ack of up to MAX_SEQS seqs below 10**9 fits, whatever its other fields hold.
     """
-    plaintext_bytes = len(message.to_plaintext().encode("utf-8"))
+    return _sealed_size(len(message.to_plaintext().encode("utf-8")))
+
+
+def _sealed_size(plaintext_bytes: int) -> int:
     ct_chars = 4 * -(-(plaintext_bytes + TAG_BYTES) // 3)
     nonce_chars = 4 * -(-NONCE_BYTES // 3)
     return len(_envelope_json("", "")) + nonce_chars + ct_chars
@@ -99,10 +102,10 @@ def seal(message: Message, *, key: bytes, topic: str, nonce: bytes | None = None
         nonce = os.urandom(NONCE_BYTES)
     if not isinstance(nonce, bytes) or len(nonce) != NONCE_BYTES:
         raise ValueError(f"the nonce must be {NONCE_BYTES} bytes")
-    if sealed_size(message) > MAX_PAYLOAD_BYTES:
+    plaintext = message.to_plaintext().encode("utf-8")
+    if _sealed_size(len(plaintext)) > MAX_PAYLOAD_BYTES:
         raise ValueError(f"sealed message would exceed {MAX_PAYLOAD_BYTES} bytes; send fewer seqs")
-    ct = _cipher(key).encrypt(
-        nonce, message.to_plaintext().encode("utf-8"), associated_data(topic))
+    ct = _cipher(key).encrypt(nonce, plaintext, associated_data(topic))
     return _envelope_json(_b64(nonce), _b64(ct))
 
 
