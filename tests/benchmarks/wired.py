@@ -58,10 +58,11 @@ def wire(report_fd: int, command_fd: int, report_pins: frozenset[int] | None = N
     gpiozero.Device.pin_factory = factory
 
     def finger() -> None:
+        wires: dict[str, Any] = {}  # a wire per pin, found once (not on the timed path)
         with os.fdopen(command_fd, "r", buffering=1) as commands:
             for line in commands:
                 pin, level = line.split()
-                target = factory.pin(int(pin))
+                target = wires.get(pin) or wires.setdefault(pin, factory.pin(int(pin)))
                 target.drive_high() if level == "1" else target.drive_low()
 
     threading.Thread(target=finger, name="finger", daemon=True).start()
