@@ -196,8 +196,8 @@ def _report(rounds: list[list[dict[str, list[float]]]], extras: dict[str, list[f
         "ratio_to_floor_p50": ratio,
         "two_processes": apart,
         "two_processes_press_at_once": {
-            **at_once, "what": "the definition before 2.1: A's THANKS driven low and high at "
-            "once, the clock started before the press (its edge and step come first)"},
+            **at_once, "what": "the definition used until 2026-12-02: A's THANKS driven low and "
+            "high at once, the clock started before the press (its edge and step come first)"},
         "in_process": together,
         "targets": {"overhead_p50_ms": TARGET_P50_MS, "overhead_p99_ms": TARGET_P99_MS,
                     "ratio_to_floor_p50": TARGET_RATIO},
