@@ -495,3 +495,68 @@ def test_the_courier_starts_a_clean_session_once_per_pair_change(tmp_path):
         store.close()
         for client in links:
             client.sock.close()
+
+
+def test_on_each_connection_news_waits_for_our_summary(tmp_path):
+    """A press in the moment between the link coming up and the core's summary on it stays
+    in the outbox: the partner must answer our summary before it takes news of this run
+    (docs/protocol.md, Catching up)."""
+    from datetime import datetime
+
+    from micromance.link.courier import Courier
+    from micromance.link.pair_file import save_pair
+    from micromance.protocol import MessageType
+    from micromance.store import Store
+    from tests.conftest import ZONE
+    from tests.units import desk_config
+
+    store = Store.open(tmp_path)
+    clients = []
+
+    def factory(*args, **kwargs):
+        clients.append(RecordingClient(*args, **kwargs))
+        return clients[-1]
+
+    mine = Pair(PAIR.pair_id, PAIR.key, store.device_id(), PAIR.partner_id)
+    save_pair(tmp_path, mine)
+    courier = Courier(desk_config(tmp_path), store, mine.device_id, lambda *a, **k: None,
+                      lambda: None, client_factory=factory)
+    wall = datetime(2026, 12, 2, 9, 0, tzinfo=ZONE)
+    try:
+        courier.connect()
+        link, client = courier.links[0], clients[0]
+        names = courier.names()
+
+        def sent_on(topic: str) -> int:
+            return sum(1 for args, _ in client.called("publish") if args[0] == topic)
+
+        def up() -> None:  # the broker's CONNACK, as paho reports it on the loop
+            link._open = True
+            link._when_connected(client)
+
+        up()
+        with store.transaction():
+            courier.send_reliably(MessageType.THANKS, wall, sent_total=1)
+        courier.send_once(MessageType.ACK, wall, sent_total=1, seqs=(7,))
+        assert sent_on(names.events) == 0 and courier.outbox_size() == 1
+        courier.send_once(MessageType.STATE, wall, sent_total=1, retained=True, broker=0)
+        assert sent_on(names.state) == 1
+        courier.redeliver(0)  # the core asks for it right after the summary
+        assert sent_on(names.events) == 1
+        with store.transaction():
+            courier.send_reliably(MessageType.THANKS, wall, sent_total=2)
+        assert sent_on(names.events) == 2
+        # A new connection: held back again until its own summary.
+        link._connected.clear()
+        up()
+        with store.transaction():
+            courier.send_reliably(MessageType.THANKS, wall, sent_total=3)
+        assert sent_on(names.events) == 2
+        courier.send_once(MessageType.STATE, wall, sent_total=3, retained=True, broker=0)
+        courier.redeliver(0)
+        assert sent_on(names.events) == 5  # the three that wait (no ack from the partner yet)
+    finally:
+        courier.disconnect()
+        store.close()
+        for made in clients:
+            made.sock.close()

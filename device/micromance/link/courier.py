@@ -72,6 +72,8 @@ class Courier:
                              f"{device_id}", fix="run micromance repair")
         self.links: list[MqttLink] = []
         self._names: tuple[Names, Names] | None = None   # of self.pair: mine, the partner's
+        #: link index -> the link's connection our summary went out on (see ``publish``).
+        self._summarised: dict[int, int] = {}
 
     @property
     def brokers(self) -> tuple[BrokerConfig, ...]:
@@ -159,6 +161,7 @@ class Courier:
     def disconnect(self, *, leave: bool = False) -> None:
         """Stop the links; with ``leave`` (a pair change) take the pair off the brokers first."""
         links, self.links = self.links, []
+        self._summarised.clear()  # the next links count their connections from zero
         for link in links:
             if leave:
                 link.leave()
@@ -277,9 +280,15 @@ class Courier:
     def publish(self, message: Message, retained: bool = False,
                 broker: int | None = None) -> None:
         """Seal once, hand it to every connected link (or to ``broker``'s only); the outbox
-        covers the brokers that are not connected."""
+        covers the brokers that are not connected.
+
+        On each connection our summary goes first: news and acks wait (in the outbox, or for
+        the next ack) until the core has published it there. A partner answers our summary
+        with what it saw of us; had it taken news of this run first, its answer would hide
+        what a store that went back in time forgot (``_catch_up`` in the core)."""
         links = [link for link in self.links
-                 if link.connected and (broker is None or link.index == broker)]
+                 if link.connected and (broker is None or link.index == broker)
+                 and (retained or self._summarised.get(link.index) == link.connections)]
         if self.pair is None or not links:
             return
         names = self.names()
@@ -287,6 +296,8 @@ class Courier:
         payload = seal(message, key=self.pair.key, topic=topic)
         for link in links:
             link.publish_raw(topic, payload, retain=retained)
+            if retained:
+                self._summarised[link.index] = link.connections
 
     def redeliver(self, broker: int | None = None) -> None:
         """What waits for the partner's ack, again: on ``broker`` (None: every broker)."""

@@ -82,6 +82,8 @@ class MqttLink(LoopConnection):
         self._clearing: set[int] = set()       # mids of the leftovers' empty retained payloads
         self._leaving = False                  # a pair change: nothing of this pair stays
         self._leave_acks: set[int] = set()     # mids the broker has yet to confirm on leaving
+        #: How many connections this link has made (the courier's summary is per connection).
+        self.connections = 0
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class MqttLink(LoopConnection):
                           (self.partner.presence, 1)])
         if self._online:
             client.publish(self.mine.presence, self._online, qos=1, retain=True)
+        self.connections += 1
         self._connected.set()
         log.info("link up: %s", self.where)
         self._post(ev.BrokerChanged, broker=self.index, where=self.where, connected=True)
