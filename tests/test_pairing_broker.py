@@ -8,6 +8,7 @@ import threading
 from micromance.core import commands as cmd
 from micromance.core.commands import LightMode
 from micromance.core.events import Gesture
+from micromance.core.view import view_of
 from micromance.link.pair_cli import forget_from_shell, pair_from_shell
 from micromance.link.pair_file import load_pair
 from micromance.screens import views as v
@@ -27,6 +28,12 @@ def code_on(home: Home) -> str:
                           and isinstance(c.frame.view, v.PairingView)
                           and c.frame.view.phase is v.PairingPhase.CODE)
     return frame.frame.view.code
+
+
+def phase_on(home: Home) -> v.PairingPhase | None:
+    """The pairing phase the unit's state is in now (drawn or not yet)."""
+    view = view_of(home.state)
+    return view.phase if isinstance(view, v.PairingView) else None
 
 
 def paired_on(home: Home) -> None:
@@ -80,7 +87,9 @@ def test_declining_the_code_on_one_side_pairs_nobody(tmp_path, broker):
         shell = threading.Thread(target=lambda: result.append(
             pair_from_shell(shell_config, "", answers=answers, out=out)))
         shell.start()
-        code_on(a)
+        # The shell declines as soon as it shows the code: A may be past its code already
+        # (its screen then goes from searching to "cancelled" without drawing the code).
+        a.wait_until(lambda: phase_on(a) in (v.PairingPhase.CODE, v.PairingPhase.FAILED))
         a.runtime.on_gesture(Gesture.THANKS_PRESS)
         shell.join(30)
         assert result == [1]

@@ -93,7 +93,8 @@ class Wakeup:
                 pass
 
     def close(self) -> None:
-        for fd in (self._read, self._write):
+        fds, (self._read, self._write) = (self._read, self._write), (-1, -1)
+        for fd in fds:  # a late ``set`` then fails harmlessly, never writes to a reused fd
             with suppress(OSError):
                 os.close(fd)
 
