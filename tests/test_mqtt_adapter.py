@@ -5,7 +5,11 @@ from __future__ import annotations
 import itertools
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -443,26 +447,40 @@ def test_after_a_pair_change_the_session_starts_clean_until_the_leftovers_are_cl
     client.sock.close()
 
 
-def test_the_courier_starts_a_clean_session_once_per_pair_change(tmp_path):
-    """The store remembers whose session the broker keeps: one write per pair change."""
-    from micromance.link.courier import BROKER_SESSION_KEY, Courier
+@contextmanager
+def recorded_courier(state_dir: Path) -> Iterator[tuple[Any, Any, Pair, list[RecordingClient]]]:
+    """A paired courier over recording clients: (store, courier, its pair, the clients made)."""
+    from micromance.link.courier import Courier
     from micromance.link.pair_file import save_pair
-    from micromance.protocol import pair_names, v1_retained_topics
     from micromance.store import Store
     from tests.units import desk_config
 
-    store = Store.open(tmp_path)
-    links = []
+    store = Store.open(state_dir)
+    clients: list[RecordingClient] = []
 
     def factory(*args, **kwargs):
-        links.append(RecordingClient(*args, **kwargs))
-        return links[-1]
+        clients.append(RecordingClient(*args, **kwargs))
+        return clients[-1]
 
     mine = Pair(PAIR.pair_id, PAIR.key, store.device_id(), PAIR.partner_id)
-    save_pair(tmp_path, mine)
-    courier = Courier(desk_config(tmp_path), store, mine.device_id, lambda *a, **k: None,
+    save_pair(state_dir, mine)
+    courier = Courier(desk_config(state_dir), store, mine.device_id, lambda *a, **k: None,
                       lambda: None, client_factory=factory)
     try:
+        yield store, courier, mine, clients
+    finally:
+        courier.disconnect()
+        store.close()
+        for client in clients:
+            client.sock.close()
+
+
+def test_the_courier_starts_a_clean_session_once_per_pair_change(tmp_path):
+    """The store remembers whose session the broker keeps: one write per pair change."""
+    from micromance.link.courier import BROKER_SESSION_KEY
+    from micromance.protocol import pair_names, v1_retained_topics
+
+    with recorded_courier(tmp_path) as (store, courier, mine, _):
         courier.connect()
         assert courier.links[0]._fresh  # nothing known: clean
         assert courier.links[0]._leftovers == ()
@@ -490,11 +508,6 @@ def test_the_courier_starts_a_clean_session_once_per_pair_change(tmp_path):
         courier.connect()
         assert courier.links[0]._fresh
         assert courier.links[0]._leftovers == v1_retained_topics(new.pair_id, mine.device_id)
-    finally:
-        courier.disconnect()
-        store.close()
-        for client in links:
-            client.sock.close()
 
 
 def test_on_each_connection_news_waits_for_our_summary(tmp_path):
@@ -503,26 +516,11 @@ def test_on_each_connection_news_waits_for_our_summary(tmp_path):
     (docs/protocol.md, Catching up)."""
     from datetime import datetime
 
-    from micromance.link.courier import Courier
-    from micromance.link.pair_file import save_pair
     from micromance.protocol import MessageType
-    from micromance.store import Store
     from tests.conftest import ZONE
-    from tests.units import desk_config
 
-    store = Store.open(tmp_path)
-    clients = []
-
-    def factory(*args, **kwargs):
-        clients.append(RecordingClient(*args, **kwargs))
-        return clients[-1]
-
-    mine = Pair(PAIR.pair_id, PAIR.key, store.device_id(), PAIR.partner_id)
-    save_pair(tmp_path, mine)
-    courier = Courier(desk_config(tmp_path), store, mine.device_id, lambda *a, **k: None,
-                      lambda: None, client_factory=factory)
     wall = datetime(2026, 12, 2, 9, 0, tzinfo=ZONE)
-    try:
+    with recorded_courier(tmp_path) as (store, courier, _, clients):
         courier.connect()
         link, client = courier.links[0], clients[0]
         names = courier.names()
@@ -555,8 +553,3 @@ def test_on_each_connection_news_waits_for_our_summary(tmp_path):
         courier.send_once(MessageType.STATE, wall, sent_total=3, retained=True, broker=0)
         courier.redeliver(0)
         assert sent_on(names.events) == 5  # the three that wait (no ack from the partner yet)
-    finally:
-        courier.disconnect()
-        store.close()
-        for made in clients:
-            made.sock.close()
