@@ -218,16 +218,19 @@ class Runtime:
 
     # --- any thread ------------------------------------------------------------------------
 
+    def _stamped(self, factory: Callable[..., ev.Event], **fields: Any) -> ev.Event:
+        """The event made now, by the injected clock (monotonic and wall time)."""
+        return factory(**fields, at=self.clock.monotonic(), wall=self.clock.now())
+
     def post(self, factory: Callable[..., ev.Event], **fields: Any) -> None:
         """Put an event stamped now on the queue (thread-safe, never blocks)."""
-        self.loop.post(factory(**fields, at=self.clock.monotonic(), wall=self.clock.now()))
+        self.loop.post(self._stamped(factory, **fields))
 
     def on_edge(self, button: Button, down: bool) -> None:
         """A button edge (gpiozero's thread): a press is committed and sent from here at once
         while the loop sleeps, with no hand-over to the loop's thread (``Loop.handle_now``)."""
-        factory = ev.ButtonDown if down else ev.ButtonUp
-        self.loop.handle_now(factory(button=button, at=self.clock.monotonic(),
-                                     wall=self.clock.now()))
+        self.loop.handle_now(self._stamped(ev.ButtonDown if down else ev.ButtonUp,
+                                          button=button))
 
     def on_gesture(self, gesture: Gesture) -> None:
         self.post(ev.GestureInput, gesture=gesture)
@@ -445,8 +448,8 @@ class Runtime:
         return {"brokers": brokers, "config_error": self.live.config_error,
                 "pair_id": courier.pair_id[:8]}
 
-    def _tick(self) -> ev.Tick:
-        return ev.Tick(at=self.clock.monotonic(), wall=self.clock.now())
+    def _tick(self) -> ev.Event:
+        return self._stamped(ev.Tick)
 
     def _heartbeat(self) -> None:
         """WATCHDOG=1 while every adapter thread that feeds the loop is alive."""
