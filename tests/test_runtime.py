@@ -18,6 +18,7 @@ from micromance.runtime import Runtime
 from micromance.screens import views as v
 from micromance.screens.render import render
 from micromance.store import Store
+from tests.test_loop import wait_asleep
 from tests.units import Running, desk_config, press
 
 
@@ -67,8 +68,7 @@ def test_a_press_is_counted_and_sent_on_the_edge_thread_before_anything_is_drawn
     threads: list[tuple[cmd.Command, int]] = []
     unit.runtime.observers.append(lambda c: threads.append((c, threading.get_ident())))
     for total in range(1, 6):  # a calendar wake-up may take the loop's turn: try again
-        assert unit.runtime.loop._turn.acquire(timeout=10)  # the loop sleeps now
-        unit.runtime.loop._turn.release()
+        wait_asleep(unit.runtime.loop)
         before, mark = len(threads), len(unit.seen)
         press(mock_factory, 17)
         sent = [ident for c, ident in threads[before:] if c == cmd.SendThanks(total=total)]
