@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 
 from micromance.core import commands as cmd
@@ -79,19 +80,22 @@ def test_declining_the_code_on_one_side_pairs_nobody(tmp_path, broker):
     a = Home(tmp_path / "a", "Sam", broker)
     shell_config = desk_config(tmp_path / "shell", name="Alex", broker_port=broker.port)
     out = io.StringIO()
-    answers = io.StringIO("n\n")
+    # The shell's answer waits in a pipe until A has said yes: A confirms, then the shell
+    # declines (typed at once, "n" could beat A's press and the press would then be a thanks).
+    reply_end, typing_end = os.pipe()
     result = []
     try:
         a.start()
         a.runtime.on_gesture(Gesture.BOTH_HOLD)
-        shell = threading.Thread(target=lambda: result.append(
-            pair_from_shell(shell_config, "", answers=answers, out=out)))
-        shell.start()
-        # The shell declines as soon as it shows the code: A may be past its code already
-        # (its screen then goes from searching to "cancelled" without drawing the code).
-        a.wait_until(lambda: phase_on(a) in (v.PairingPhase.CODE, v.PairingPhase.FAILED))
-        a.runtime.on_gesture(Gesture.THANKS_PRESS)
-        shell.join(30)
+        with open(reply_end, encoding="utf-8") as answers:
+            shell = threading.Thread(target=lambda: result.append(
+                pair_from_shell(shell_config, "", answers=answers, out=out)))
+            shell.start()
+            code_on(a)
+            a.runtime.on_gesture(Gesture.THANKS_PRESS)
+            a.wait_until(lambda: phase_on(a) is v.PairingPhase.WAITING)
+            os.write(typing_end, b"n\n")
+            shell.join(30)
         assert result == [1]
         assert "Code: " in out.getvalue() and "codes rejected" in out.getvalue()
         a.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
@@ -99,6 +103,7 @@ def test_declining_the_code_on_one_side_pairs_nobody(tmp_path, broker):
                    and c.frame.view.phase is v.PairingPhase.FAILED)
         assert load_pair(a.state_dir) is None and load_pair(tmp_path / "shell") is None
     finally:
+        os.close(typing_end)
         a.close()
 
 
