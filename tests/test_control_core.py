@@ -196,6 +196,22 @@ def test_history_keeps_the_last_30_days_only():
     assert counters.history == (((first + timedelta(days=74)).isoformat(), 0, 2, 0),)
 
 
+def test_a_thanks_counts_today_the_week_and_the_history_in_one_copy():
+    day = date(2026, 11, 25)
+    counters = Counters().thanked(day, sent=1, sent_total=1)
+    counters = counters.thanked(day, received=2, received_total=2)  # today's row grows
+    assert (counters.sent_total, counters.received_total) == (1, 2)
+    assert (counters.today, counters.day, counters.days) == (3, "2026-11-25",
+                                                             (("2026-11-25", 3),))
+    assert counters.history == (("2026-11-25", 1, 2, 0),)
+    counters = counters.thanked(day + timedelta(days=1), sent=1)  # a new day: a new row
+    assert counters.history == (("2026-11-25", 1, 2, 0), ("2026-11-26", 1, 0, 0))
+    assert counters.today == 1 and counters.week(day + timedelta(days=1))[-2:] == (3, 1)
+    # The clock went back a day: that day's row grows, the later one is not kept.
+    counters = counters.thanked(day, sent=1)
+    assert counters.history == (("2026-11-25", 2, 2, 0),)
+
+
 def test_history_survives_a_restart_and_bad_rows_cost_only_themselves():
     counters = Counters().note_day(date(2026, 11, 24), sent=1).note_day(date(2026, 11, 25),
                                                                         done=1)

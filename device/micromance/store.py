@@ -22,7 +22,6 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -284,10 +283,10 @@ class Store:
             return Counters()
 
     def save_counters(self, counters: Counters, pair_id: str = "") -> None:
-        # Field by field, not ``asdict``: its deep copy of the history's tuples took 0.15 ms
-        # of every press's commit; the JSON is the same (Counters holds no records).
-        record = {f.name: getattr(counters, f.name) for f in fields(counters)}
-        self.put(self._counters_key(pair_id), json.dumps(record, sort_keys=True))
+        # Its fields as they are, not ``asdict``: its deep copy of the history's tuples took
+        # 0.15 ms of every press's commit; the JSON is the same (Counters holds no records,
+        # and a frozen dataclass without slots keeps exactly its fields in ``__dict__``).
+        self.put(self._counters_key(pair_id), json.dumps(vars(counters), sort_keys=True))
 
     def load_rotation(self) -> tuple[str, str, int]:
         """(bag JSON, id of the prompt on screen, number of draws so far)."""

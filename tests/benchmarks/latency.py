@@ -6,14 +6,18 @@ The headline is **two processes**: each unit its own real ``micromance run`` pro
 on two devices. A round:
 
 1. A's THANKS pin is driven low, held for a quick tap (``TAP_SECONDS``), then driven high,
-   from a thread in A of its own (lgpio's callbacks come that way). The clock starts just
-   before the release is written: a press becomes a thank-you only on release (held longer
+   from a thread in A of its own (lgpio's callbacks come that way). The clock starts when
+   the release is on the wire (the finger notes the time just before it drives the pin, and
+   tells it after the round): a press becomes a thank-you only on release (held longer
    it would mean something else), so that is the moment the unit can act on, and a finger's
    press takes longer than any of this. Also measured, as the figure was defined before
-   (``press_at_once``): driven low and high at once, the clock started before the press, so
-   the press's own edge and step come before the release's.
+   (``press_at_once``): driven low and high at once, the clock started at the press's edge,
+   so the press's own step comes before the release's. Until 2026-12-02 the clock started
+   when the benchmark wrote to the finger's pipe, so the pipe and the finger thread's wake-up
+   were counted as the unit's; that stretch is reported on its own (``pipe_to_finger``).
 2. The clock stops when B's LED pin goes from dark to lit, as a logic analyser on B's LED line
-   reports it: the light a person sees. No measuring code runs in either unit's loop.
+   reports it: the light a person sees. Both ends are taken on the wires, as a two-channel
+   scope on THANKS and on the LED would. No measuring code runs in either unit's loop.
 3. B presses NEXT (its LED goes dark, A sees "Seen") and both outboxes drain (asked between
    rounds over the control socket): every press lights B's LED from dark, with nothing
    else in flight.
@@ -63,14 +67,14 @@ TARGET_P50_MS = 1.0
 TARGET_P99_MS = 5.0
 TARGET_RATIO = 1.5
 DEFINITION = (
-    "from A's THANKS pin driven high again after a 50 ms tap (the release, when a press becomes "
-    "a thank-you) to B's LED pin going from dark to "
-    "lit for that thanks (the light a person sees), each unit its own `micromance run` "
-    "process, the LED seen from outside the unit. B acknowledges (NEXT) after each press and "
-    "both outboxes drain, so every press lights B's LED from OFF. Measured in alternating "
-    "batches with the floor and the commit, the whole repeated; per repeat overhead_pXX = "
-    "press_pXX - (floor_pXX + commit_pXX), ratio = press_p50 / (floor_p50 + commit_p50); "
-    "reported: the median over repeats, with min/max"
+    "from A's THANKS pin driven high again after a 50 ms tap (the release, when a press "
+    "becomes a thank-you), as the finger in A's process notes it, to B's LED pin going from "
+    "dark to lit for that thanks (the light a person sees), as the analyser in B's process "
+    "notes it: both edges taken on the wires, each unit its own `micromance run` process. "
+    "B acknowledges (NEXT) after each press and both outboxes drain, so every press lights "
+    "B's LED from OFF. Measured in alternating batches with the floor and the commit, the "
+    "whole repeated; per repeat overhead_pXX = press_pXX - (floor_pXX + commit_pXX), ratio = "
+    "press_p50 / (floor_p50 + commit_p50); reported: the median over repeats, with min/max"
 )
 
 
@@ -95,14 +99,15 @@ def measure(quick: bool) -> dict[str, Any]:
                          "apart_at_once": apart.batch_at_once, "together": together.batch}
                 for run in paths.values():
                     run(warmup)
-                for extra in together.extras.values():
+                for extra in [*together.extras.values(), apart.pipe_to_finger]:
                     extra.clear()
                 rounds = _alternate(paths, repeats, batches, size)
                 delivered = apart.delivered() - warmup, together.delivered() - warmup
             finally:
                 for part in (together, apart, floor, commit):
                     part.close()
-    return _report(rounds, together.extras, delivered, load_before, (repeats, batches, size))
+    extras = {**together.extras, "pipe_to_finger": apart.pipe_to_finger}
+    return _report(rounds, extras, delivered, load_before, (repeats, batches, size))
 
 
 def _alternate(paths: dict[str, Callable[[int], list[float]]], repeats: int, batches: int,
@@ -187,6 +192,11 @@ def _report(rounds: list[list[dict[str, list[float]]]], extras: dict[str, list[f
         "press_to_partner_counted": {
             **summary_ms(extras["counted"]),
             "what": "in process: B's observer of SaveCounters: the press counted, committed"},
+        "pipe_to_finger": {
+            **summary_ms(extras["pipe_to_finger"]),
+            "what": "two processes: from the benchmark's write to A's finger to the edge on A's "
+            "wire (the benchmark's pipe and the finger thread's wake-up; in the press figures "
+            "until 2026-12-02, not since: the clock starts on the wire)"},
         "floor_paho_qos1_publish_to_receive": {**summary_ms(every("floor")),
                                                "what": "paho QoS 1 publish -> on_message, 240 B"},
         "commit_fsync": {**summary_ms(every("commit")),
@@ -196,8 +206,9 @@ def _report(rounds: list[list[dict[str, list[float]]]], extras: dict[str, list[f
         "ratio_to_floor_p50": ratio,
         "two_processes": apart,
         "two_processes_press_at_once": {
-            **at_once, "what": "the definition used until 2026-12-02: A's THANKS driven low and "
-            "high at once, the clock started before the press (its edge and step come first)"},
+            **at_once, "what": "as the figure was defined until 2026-12-02, but from the wire: "
+            "A's THANKS driven low and high at once, the clock started at the press's edge "
+            "(its step comes first)"},
         "in_process": together,
         "targets": {"overhead_p50_ms": TARGET_P50_MS, "overhead_p99_ms": TARGET_P99_MS,
                     "ratio_to_floor_p50": TARGET_RATIO},
@@ -279,6 +290,8 @@ class ApartPair:
         self.base = base
         self.port = port
         self.units: list[Any] = []
+        #: From the benchmark's write to the finger to the edge on A's wire (not the unit's).
+        self.pipe_to_finger: list[float] = []
 
     def start(self) -> None:
         from tests.benchmarks.wired import WiredUnit
@@ -306,18 +319,23 @@ class ApartPair:
             time.sleep(0.002)
 
     def batch(self, size: int) -> list[float]:
-        return self._batch(size, lambda: self.a.tap(THANKS, TAP_SECONDS))
+        return self._batch(size, lambda: self.a.tap(THANKS, TAP_SECONDS), released=1)
 
     def batch_at_once(self, size: int) -> list[float]:
-        return self._batch(size, lambda: self.a.press(THANKS))
+        return self._batch(size, lambda: self.a.press(THANKS), released=0)
 
-    def _batch(self, size: int, press: Callable[[], float]) -> list[float]:
+    def _batch(self, size: int, press: Callable[[], float], released: int) -> list[float]:
+        """``released``: the level of THANKS whose edge starts the clock (1: the release,
+        0: the press)."""
         times = []
         for _ in range(size):
             self.a.forget_edges()
             self.b.forget_edges()
-            started = press()
-            times.append(self.b.wait_edge(LED_PIN, True, started) - started)
+            written = press()
+            lit = self.b.wait_edge(LED_PIN, True, written)
+            on_the_wire = self.a.driven_at(THANKS, released, written)
+            times.append(lit - on_the_wire)
+            self.pipe_to_finger.append(on_the_wire - written)
             acked = self.b.press(NEXT)  # acknowledge: LED off, A sees "Seen"
             self.b.wait_edge(LED_PIN, False, acked)
             self._settle(lambda: all(s["outbox"] == 0 for s in self._statuses()))

@@ -12,7 +12,11 @@ the unit is patched and no measuring code runs in its loop; the pins are the wir
   ``value`` is 0 or the level). Only the probed pins cost the benchmark a wake-up;
 - a **finger on the buttons**: a thread reads lines ``<pin> <0|1>`` from ``--command-fd`` and
   drives that input pin low or high, so edges reach the unit on a thread of their own, as
-  lgpio's callbacks do on a Pi.
+  lgpio's callbacks do on a Pi. It notes the ``perf_counter`` at which it put each edge on
+  the wire and writes them (``<time> <pin> <level> in``) to the report fd only when asked
+  (a ``report`` line), between rounds: the moment the edge is on the wire is the start of a
+  measurement the way the analyser's is its end, and the pipe to the finger (the benchmark's
+  write, this thread's wake-up) is not part of the unit.
 
 perf_counter is CLOCK_MONOTONIC on Linux, one clock for every process, so the benchmark
 compares the analyser's times with its own.
@@ -59,11 +63,19 @@ def wire(report_fd: int, command_fd: int, report_pins: frozenset[int] | None = N
 
     def finger() -> None:
         wires: dict[str, Any] = {}  # a wire per pin, found once (not on the timed path)
+        driven: list[str] = []      # "<time> <pin> <level>" of each edge, until reported
         with os.fdopen(command_fd, "r", buffering=1) as commands:
             for line in commands:
+                if line.strip() == "report":
+                    report = "".join(f"{edge} in\n" for edge in driven)
+                    os.write(report_fd, f"{report}\n".encode())  # an empty line ends it
+                    driven.clear()
+                    continue
                 pin, level = line.split()
                 target = wires.get(pin) or wires.setdefault(pin, factory.pin(int(pin)))
+                at = time.perf_counter()
                 target.drive_high() if level == "1" else target.drive_low()
+                driven.append(f"{at:.9f} {pin} {level}")
 
     threading.Thread(target=finger, name="finger", daemon=True).start()
     return factory
@@ -125,7 +137,10 @@ class WiredUnit:
         self._report_read = report_read
         #: (perf_counter, pin, value) of every output edge, in order.
         self.edges: list[tuple[float, int, float]] = []
+        #: (perf_counter, pin, level) of the edges the finger put on the inputs, once reported.
+        self.driven: list[tuple[float, int, int]] = []
         self._changed = threading.Condition()
+        self._reports = 0
         self._threads = [threading.Thread(target=self._read_edges, daemon=True)]
         for thread in self._threads:
             thread.start()
@@ -138,11 +153,14 @@ class WiredUnit:
     def _read_edges(self) -> None:
         with os.fdopen(self._report_read, "r") as edges:
             for line in edges:
-                at, pin, value = line.split()
+                fields = line.split()
                 with self._changed:
-                    self.edges.append((float(at), int(pin), float(value)))
+                    if len(fields) == 4:    # an input edge, as the finger reports it
+                        self.driven.append((float(fields[0]), int(fields[1]), int(fields[2])))
+                    elif len(fields) == 3:
+                        self.edges.append((float(fields[0]), int(fields[1]), float(fields[2])))
+                    self._reports += not fields
                     self._changed.notify_all()
-
 
     def press(self, pin: int) -> float:
         """Press and release at once; returns the perf_counter just before the press."""
@@ -158,6 +176,17 @@ class WiredUnit:
         released = time.perf_counter()
         os.write(self._command_write, f"{pin} 1\n".encode())
         return released
+
+    def driven_at(self, pin: int, level: int, after: float, timeout: float = 10.0) -> float:
+        """When the finger put ``pin`` at ``level`` on the wire, the first time after
+        ``after`` (asks the finger for its notes: call it once the round is over)."""
+        with self._changed:
+            self.driven.clear()
+            reports = self._reports
+        os.write(self._command_write, b"report\n")
+        self._wait(lambda: self._reports > reports, timeout, "the finger's report")
+        return next(at for at, p, driven in self.driven
+                    if p == pin and driven == level and at > after)
 
     def wait_edge(self, pin: int, lit: bool, after: float, timeout: float = 10.0) -> float:
         """When ``pin`` went lit (or dark) later than ``after``, per the analyser."""

@@ -86,22 +86,40 @@ class Counters:
         alive = (day.isoformat(), (day - timedelta(days=1)).isoformat())
         return self.streak if self.last_done_day in alive else 0
 
-    def add_today(self, count: int, day: date) -> Counters:
-        today = self.today_on(day) + count
-        first = (day - timedelta(days=WEEK_DAYS - 1)).isoformat()
-        kept = tuple((d, n) for d, n in self.days if first <= d < day.isoformat())
-        return replace(self, today=today, day=day.isoformat(),
-                       days=(*kept, (day.isoformat(), today)))
-
     def note_day(self, day: date, *, sent: int = 0, received: int = 0,
                  done: int = 0) -> Counters:
         """``day``'s history row grows by these; rows older than ``HISTORY_DAYS`` go."""
-        first = (day - timedelta(days=HISTORY_DAYS - 1)).isoformat()
+        return replace(self, history=self._history_with(day, sent, received, done))
+
+    def thanked(self, day: date, *, sent: int = 0, received: int = 0,
+                **changes: Any) -> Counters:
+        """Thank-yous ``sent`` or ``received`` on ``day``, counted in today's count, the
+        week's and the history, with ``changes`` to other fields: one copy, as a press and a
+        delivery make it before the partner's light."""
+        return replace(self, **changes, **self._week_with(sent + received, day),
+                       history=self._history_with(day, sent, received, 0))
+
+    def _week_with(self, count: int, day: date) -> dict[str, Any]:
+        """``today``, ``day`` and ``days`` with ``count`` more on ``day``."""
         key = day.isoformat()
-        rows = {row[0]: row for row in self.history if first <= row[0] <= key}
+        today = (self.today if self.day == key else 0) + count
+        first = (day - timedelta(days=WEEK_DAYS - 1)).isoformat()
+        kept = tuple((d, n) for d, n in self.days if first <= d < key)
+        return {"today": today, "day": key, "days": (*kept, (key, today))}
+
+    def _history_with(self, day: date, sent: int, received: int, done: int) \
+            -> tuple[HistoryDay, ...]:
+        key = day.isoformat()
+        history = self.history
+        if history and history[-1][0] == key:  # today's row is the last: only it changes
+            _, old_sent, old_received, old_done = history[-1]
+            return (*history[:-1], (key, old_sent + sent, old_received + received,
+                                    old_done + done))
+        first = (day - timedelta(days=HISTORY_DAYS - 1)).isoformat()
+        rows = {row[0]: row for row in history if first <= row[0] <= key}
         _, old_sent, old_received, old_done = rows.get(key, (key, 0, 0, 0))
         rows[key] = (key, old_sent + sent, old_received + received, old_done + done)
-        return replace(self, history=tuple(sorted(rows.values())))
+        return tuple(sorted(rows.values()))
 
     def week(self, day: date) -> tuple[int, ...]:
         """Thank-yous both ways on each of the ``WEEK_DAYS`` days up to ``day``, oldest first."""

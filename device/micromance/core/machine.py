@@ -463,8 +463,8 @@ def _show_code(state: State, code: str, seconds: float) -> State:
 
 
 def _send_thanks(state: State, out: list[Command]) -> State:
-    counters = replace(state.counters, sent_total=state.counters.sent_total + 1)
-    counters = counters.add_today(1, state.wall.date()).note_day(state.wall.date(), sent=1)
+    counters = state.counters.thanked(state.wall.date(), sent=1,
+                                      sent_total=state.counters.sent_total + 1)
     counters, together = moments.note_press(counters, ours=True, at=state.wall)
     out.append(cmd.SaveCounters(counters))
     out.append(cmd.SendThanks(total=counters.sent_total))
@@ -530,11 +530,10 @@ def _partner_total(state: State, message: Message, out: list[Command]) -> State:
         return state
     # The oldest that waits says when it came ("From Sam · 2 h ago"): the sender's time.
     came = counters.pending_at if state.pending else _sent_at(state, message)
-    counters = replace(counters, received_total=message.sent_total, received_seq=message.seq,
-                       pending=state.pending + added,
-                       partner_name=message.name or state.sender, pending_at=came)
-    counters = counters.add_today(added, state.wall.date()).note_day(state.wall.date(),
-                                                                    received=added)
+    counters = counters.thanked(state.wall.date(), received=added,
+                                received_total=message.sent_total, received_seq=message.seq,
+                                pending=state.pending + added,
+                                partner_name=message.name or state.sender, pending_at=came)
     out.append(cmd.SaveCounters(counters))
     state = replace(state, counters=counters)
     screen = state.screen
