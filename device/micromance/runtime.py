@@ -280,7 +280,7 @@ class Runtime:
             panel = self.panel = self._open_panel()
             stack.callback(panel.close)
             device_id = store.device_id()  # pair.json's when paired: survives the database
-            sealer = Sealer()
+            sealer = self.watch.track("sealer", lambda: Sealer().start())
             stack.callback(sealer.close)
             courier = self.courier = Courier(config, store, device_id, self.post,
                                              self.loop.wake, self._client_factory, sealer)

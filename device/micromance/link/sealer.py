@@ -52,17 +52,22 @@ class Sealing:
 
 
 class Sealer:
-    """A thread that seals what it is given, in order; started on the first message."""
+    """A thread that seals what it is given, in order. It sleeps on its queue between
+    messages (no wake-ups); ``start`` it with the unit (else the first message does)."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[Sealing | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def seal(self, message: Message, *, key: bytes, topic: str) -> Sealing:
-        """Start sealing ``message`` for ``topic`` (as :func:`protocol.seal`)."""
+    def start(self) -> Sealer:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="sealer", daemon=True)
             self._thread.start()
+        return self
+
+    def seal(self, message: Message, *, key: bytes, topic: str) -> Sealing:
+        """Start sealing ``message`` for ``topic`` (as :func:`protocol.seal`)."""
+        self.start()
         job = Sealing(message, key, topic)
         self._jobs.put(job)
         return job

@@ -322,11 +322,16 @@ def no_constant(name: str) -> NoReturn:
     raise ValueError("NaN and Infinity are not JSON")
 
 
+#: One decoder for every message (``json.loads`` with hooks builds a new one per call; each
+#: received message is parsed twice, the envelope and the plaintext).
+_STRICT = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=no_constant)
+
+
 def strict_json(data: str | bytes, reason: Reason) -> object:
     """Strict UTF-8 JSON: no other encodings, no NaN, no duplicate keys, no deep-nesting crash."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=no_constant)
+        return _STRICT.decode(text)
     except _DuplicateKey:
         raise ProtocolError("bad_envelope" if reason == "not_json" else reason,
                             "duplicate key") from None
