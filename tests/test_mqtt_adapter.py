@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -449,8 +448,7 @@ def test_after_a_pair_change_the_session_starts_clean_until_the_leftovers_are_cl
 
 
 @contextmanager
-def recorded_courier(state_dir: Path, sealer: Any = None) \
-        -> Iterator[tuple[Any, Any, Pair, list[RecordingClient]]]:
+def recorded_courier(state_dir: Path) -> Iterator[tuple[Any, Any, Pair, list[RecordingClient]]]:
     """A paired courier over recording clients: (store, courier, its pair, the clients made)."""
     from micromance.link.courier import Courier
     from micromance.link.pair_file import save_pair
@@ -467,7 +465,7 @@ def recorded_courier(state_dir: Path, sealer: Any = None) \
     mine = Pair(PAIR.pair_id, PAIR.key, store.device_id(), PAIR.partner_id)
     save_pair(state_dir, mine)
     courier = Courier(desk_config(state_dir), store, mine.device_id, lambda *a, **k: None,
-                      lambda: None, client_factory=factory, sealer=sealer)
+                      lambda: None, client_factory=factory)
     try:
         yield store, courier, mine, clients
     finally:
@@ -555,60 +553,3 @@ def test_on_each_connection_news_waits_for_our_summary(tmp_path):
         courier.send_once(MessageType.STATE, wall, sent_total=3, retained=True, broker=0)
         courier.redeliver(0)
         assert sent_on(names.events) == 5  # the three that wait (no ack from the partner yet)
-
-
-def test_news_is_sealed_during_the_commit_and_published_after_it(tmp_path, monkeypatch):
-    """The sealer seals a thank-you while the transaction is still open (its commit waits for
-    the disk); the bytes go out only after the commit, and a pair changed in between is
-    sealed for anew."""
-    from dataclasses import replace
-    from datetime import datetime
-
-    from micromance.link import courier as courier_module
-    from micromance.link import sealer as sealer_module
-    from micromance.link.sealer import Sealer
-    from micromance.protocol import MessageType
-    from tests.conftest import ZONE
-
-    wall = datetime(2026, 12, 2, 9, 0, tzinfo=ZONE)
-    sealed_on: list[str] = []
-    sealed_beside = threading.Event()
-    real_seal = sealer_module.seal
-
-    def recorded(message, *, key, topic):
-        payload = real_seal(message, key=key, topic=topic)
-        sealed_on.append(threading.current_thread().name)
-        if sealed_on[-1] == "sealer":
-            sealed_beside.set()
-        return payload
-
-    monkeypatch.setattr(sealer_module, "seal", recorded)
-    monkeypatch.setattr(courier_module, "seal", recorded)
-    sealer = Sealer()
-    try:
-        with recorded_courier(tmp_path, sealer) as (store, courier, mine, clients):
-            courier.connect()
-            link, client = courier.links[0], clients[0]
-            link._open = True
-            link._when_connected(client)
-            courier.send_once(MessageType.STATE, wall, sent_total=0, retained=True, broker=0)
-            names = courier.names()
-
-            def published() -> list[bytes]:
-                return [args[1] for args, _ in client.called("publish") if args[0] == names.events]
-
-            with store.transaction():
-                courier.send_reliably(MessageType.THANKS, wall, sent_total=1)
-                assert sealed_beside.wait(5)  # sealed before the commit...
-                assert published() == []     # ...and not sent before it
-            assert len(published()) == 1
-            opened = protocol.open_sealed(published()[0], key=mine.key, topic=names.events,
-                                          expected_sender=names.member)
-            assert opened.sent_total == 1 and sealed_on.count("MainThread") == 1  # the summary
-            # The pair changed before the commit: what the sealer made for the old one is not used.
-            with store.transaction():
-                courier.send_reliably(MessageType.THANKS, wall, sent_total=2)
-                courier.pair = replace(courier.pair)
-            assert len(published()) == 2 and sealed_on.count("MainThread") == 2
-    finally:
-        sealer.close()

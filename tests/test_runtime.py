@@ -83,11 +83,6 @@ def test_a_press_is_counted_and_sent_on_the_edge_thread_before_anything_is_drawn
     assert dict((id(c), ident) for c, ident in threads)[id(frame)] != threading.get_ident()
 
 
-def test_the_sealer_runs_with_the_unit_and_its_death_would_stop_the_watchdog(unit):
-    assert unit.runtime.watch.watched()["sealer"] == ("sealer",)
-    assert unit.runtime.watch.alive()
-
-
 def test_next_button_shows_another_prompt(unit, mock_factory):
     first = shown_view(unit).prompt
     press(mock_factory, 27)

@@ -42,7 +42,6 @@ from micromance.health import ThreadWatch
 from micromance.link.courier import Courier, brokers_for
 from micromance.link.homeassistant import HomeAssistant
 from micromance.link.rendezvous import PairingRoom
-from micromance.link.sealer import Sealer
 from micromance.loop import Loop, Source, Timer
 from micromance.repair import open_store
 from micromance.service import Notifier
@@ -280,10 +279,8 @@ class Runtime:
             panel = self.panel = self._open_panel()
             stack.callback(panel.close)
             device_id = store.device_id()  # pair.json's when paired: survives the database
-            sealer = self.watch.track("sealer", lambda: Sealer().start())
-            stack.callback(sealer.close)
             courier = self.courier = Courier(config, store, device_id, self.post,
-                                             self.loop.wake, self._client_factory, sealer)
+                                             self.loop.wake, self._client_factory)
             room = PairingRoom(config.pairing_brokers, config.room, self.post,
                                client_factory=self._client_factory)
             home = self.home = HomeAssistant(

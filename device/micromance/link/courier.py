@@ -24,7 +24,6 @@ from micromance.config import PUBLIC_BROKERS, BrokerConfig, Config
 from micromance.core import events as ev
 from micromance.errors import StoreError
 from micromance.link.pair_file import Pair, forget_pair, load_pair, save_pair
-from micromance.link.sealer import Sealer, Sealing
 from micromance.protocol import (
     Message,
     MessageType,
@@ -58,12 +57,8 @@ class Courier:
 
     def __init__(self, config: Config, store: Store, device_id: str, post: Callable[..., None],
                  wake: Callable[[], None],
-                 client_factory: Callable[..., Any] | None = None,
-                 sealer: Sealer | None = None) -> None:
-        """``sealer``: seals news beside the commit (see :mod:`link.sealer`); without one the
-        publish after the commit seals it."""
+                 client_factory: Callable[..., Any] | None = None) -> None:
         self._config = config
-        self._sealer = sealer
         self._store = store
         self._device_id = device_id
         self._post = post
@@ -212,15 +207,10 @@ class Courier:
         """Into the outbox (same commit as the counters), published once that is durable."""
         if self.pair is None:
             return
-        pair, message = self.pair, self.message(kind, wall, sent_total=sent_total,
-                                                 streak=streak)
-        self._store.outbox_add(message.seq, pair.pair_id, kind, message.to_plaintext(),
+        message = self.message(kind, wall, sent_total=sent_total, streak=streak)
+        self._store.outbox_add(message.seq, self.pair.pair_id, kind, message.to_plaintext(),
                                wall.isoformat(timespec="seconds"))
-        # Sealed while the commit waits for the disk; a pair changed meanwhile seals anew.
-        sealing = self._sealer.seal(message, key=pair.key, topic=self.names().events) \
-            if self._sealer is not None else None
-        self._store.after_commit(lambda: self.publish(
-            message, sealing=sealing if self.pair is pair else None))
+        self._store.after_commit(lambda: self.publish(message))
         self._store.after_commit(self.announce_outbox)
 
     def send_once(self, kind: MessageType, wall: datetime, *, sent_total: int, streak: int = 0,
@@ -288,9 +278,9 @@ class Courier:
         return any(link.connected for link in self.links)
 
     def publish(self, message: Message, retained: bool = False,
-                broker: int | None = None, sealing: Sealing | None = None) -> None:
-        """Seal once (or take ``sealing``'s payload), hand it to every connected link (or to
-        ``broker``'s only); the outbox covers the brokers that are not connected.
+                broker: int | None = None) -> None:
+        """Seal once, hand it to every connected link (or to ``broker``'s only); the outbox
+        covers the brokers that are not connected.
 
         On each connection our summary goes first: news and acks wait (in the outbox, or for
         the next ack) until the core has published it there. A partner answers our summary
@@ -303,8 +293,7 @@ class Courier:
             return
         names = self.names()
         topic = names.state if retained else names.events
-        payload = sealing.payload() if sealing is not None \
-            else seal(message, key=self.pair.key, topic=topic)
+        payload = seal(message, key=self.pair.key, topic=topic)
         for link in links:
             link.publish_raw(topic, payload, retain=retained)
             if retained:
