@@ -40,6 +40,12 @@ class Recorder:
             self.handled.append((event, threading.get_ident()))
             self.changed.notify_all()
 
+    def hold(self, event: object) -> tuple[threading.Event, threading.Event]:
+        """Make ``event``'s handler stop inside: (set to let it go on, set once it is in)."""
+        release = self.block[event] = threading.Event()
+        entered = self.entered[event] = threading.Event()
+        return release, entered
+
     def tick(self) -> str:
         self.ticks += 1
         return "tick"
@@ -107,8 +113,7 @@ def test_an_edge_while_the_loop_sleeps_is_handled_on_the_calling_thread():
 
 def test_an_edge_while_a_handler_runs_waits_its_turn_in_order():
     recorder = Recorder()
-    release = recorder.block["first"] = threading.Event()
-    entered = recorder.entered["first"] = threading.Event()
+    release, entered = recorder.hold("first")
     with running(recorder) as (loop, thread, failures):
         loop.post("first")
         assert entered.wait(WAIT)        # the loop thread is inside the first handler
@@ -122,8 +127,7 @@ def test_an_edge_while_a_handler_runs_waits_its_turn_in_order():
 
 def test_an_edge_behind_queued_events_is_queued_behind_them():
     recorder = Recorder()
-    release = recorder.block["a"] = threading.Event()
-    entered = recorder.entered["a"] = threading.Event()
+    release, entered = recorder.hold("a")
     with running(recorder) as (loop, _thread, failures):
         loop.post("a")
         assert entered.wait(WAIT)
@@ -163,8 +167,7 @@ def test_a_handler_failing_on_the_edge_thread_stops_the_loop_with_that_error():
 
 def test_a_burst_of_queued_events_is_drawn_once():
     recorder = Recorder()
-    release = recorder.block["first"] = threading.Event()
-    entered = recorder.entered["first"] = threading.Event()
+    release, entered = recorder.hold("first")
     with running(recorder) as (loop, _thread, failures):
         loop.post("first")
         assert entered.wait(WAIT)
