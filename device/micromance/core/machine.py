@@ -58,6 +58,7 @@ from micromance.core.commands import Command, HomeFacts, LightMode, LiveFacts
 from micromance.core.counters import Counters
 from micromance.core.events import Gesture, LinkState
 from micromance.core.prompts import Prompt, ShuffleBag
+from micromance.core.records import evolve as replace  # quick copies
 from micromance.core.state import (
     ACCESS_CODE_SECONDS,
     CLOCK_SLACK_SECONDS,
@@ -99,7 +100,6 @@ from micromance.core.state import (
     is_quiet,
     panel_on,
 )
-from micromance.core.state import evolve as replace  # quick copies (see evolve)
 from micromance.core.view import shift_of, view_of
 from micromance.core.when import parse_time, stamp
 from micromance.protocol import (

@@ -1,8 +1,8 @@
 """The unit's state: one immutable value, grouped into small records, and the facts derived
 from it that both the transitions (``machine``) and the screen (``view``) need.
 
-Nothing here changes anything: ``machine.step`` makes new states with ``evolve`` (a quick
-``replace``).
+Nothing here changes anything: ``machine.step`` makes new states with ``core.records.evolve``
+(a quick ``replace``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from micromance.core.counters import Counters
 from micromance.core.events import LinkState
 from micromance.core.prompts import Prompt, ShuffleBag
 from micromance.core.quiet import QuietHours
-from micromance.core.records import evolve as evolve  # the core's copies: see there
 from micromance.protocol import ReplayWindow, pairing
 from micromance.screens import views as v
 
