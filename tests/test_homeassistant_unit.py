@@ -29,7 +29,7 @@ pytestmark = pytest.mark.broker
 
 
 def make_unit(state_dir: Path, name: str, couple_port: int,
-         home: HomeAssistantConfig | None = None) -> RunningUnit:
+              home: HomeAssistantConfig | None = None) -> RunningUnit:
     """A unit on the couple's broker, with Home Assistant on ``home`` when given."""
     config = desk_config(state_dir, name=name, broker_port=couple_port)
     if home is not None:
@@ -51,7 +51,7 @@ def units(tmp_path, brokers) -> Iterator[tuple[RunningUnit, RunningUnit, Watcher
     pair_locally(tmp_path / "a", tmp_path / "b")
     watcher = Watcher(home.port)
     a = make_unit(tmp_path / "a", "Sam", couple.port,
-             HomeAssistantConfig(enabled=True, host="127.0.0.1", port=home.port))
+                  HomeAssistantConfig(enabled=True, host="127.0.0.1", port=home.port))
     b = make_unit(tmp_path / "b", "Alex", couple.port)
     yield a, b, watcher
     for each in (a, b):
