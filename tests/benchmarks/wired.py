@@ -72,7 +72,9 @@ def wire(report_fd: int, command_fd: int, report_pins: frozenset[int] | None = N
                     driven.clear()
                     continue
                 pin, level = line.split()
-                target = wires.get(pin) or wires.setdefault(pin, factory.pin(int(pin)))
+                if pin not in wires:
+                    wires[pin] = factory.pin(int(pin))
+                target = wires[pin]
                 at = time.perf_counter()
                 target.drive_high() if level == "1" else target.drive_low()
                 driven.append(f"{at:.9f} {pin} {level}")
@@ -159,7 +161,8 @@ class WiredUnit:
                         self.driven.append((float(fields[0]), int(fields[1]), int(fields[2])))
                     elif len(fields) == 3:
                         self.edges.append((float(fields[0]), int(fields[1]), float(fields[2])))
-                    self._reports += not fields
+                    if not fields:          # the empty line that ends a report
+                        self._reports += 1
                     self._changed.notify_all()
 
     def press(self, pin: int) -> float:
