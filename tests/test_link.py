@@ -109,6 +109,49 @@ def test_thanks_lights_the_partner_and_seen_comes_back(homes):
     _wait_outbox_empty(b)
 
 
+def test_a_thank_you_lights_the_led_before_its_step_counts_it(homes):
+    """As the message is opened, before its step: the LED goes on while B has not counted
+    the thank-you yet; the step then makes it breathe."""
+    a, b = homes
+    a.start().connected()
+    b.start().connected()
+    lights: list[tuple[LightMode, int]] = []
+    panel = b.runtime.panel
+    set_light = panel.set_light
+
+    def recorded(mode: LightMode) -> None:
+        set_light(mode)
+        lights.append((mode, b.state.counters.received_total))
+
+    panel.set_light = recorded
+    a.press(THANKS)
+    b.wait_for(lambda c: c == cmd.SetLight(LightMode.PULSE))
+    assert lights == [(LightMode.ON, 0), (LightMode.PULSE, 1)]
+    assert panel.light_mode is LightMode.PULSE
+
+
+def test_next_pressed_the_moment_the_led_lights_acknowledges_that_thank_you(homes):
+    """The light comes before the step, the press never does: pressed as the LED goes on
+    (here from inside the light's own call), NEXT still finds the thank-you counted."""
+    a, b = homes
+    a.start().connected()
+    b.start().connected()
+    panel = b.runtime.panel
+    set_light = panel.set_light
+
+    def and_next(mode: LightMode) -> None:
+        set_light(mode)
+        if mode is LightMode.ON:
+            b.press(NEXT)
+
+    panel.set_light = and_next
+    a.press(THANKS)
+    b.wait_for(lambda c: isinstance(c, cmd.SendSeen))
+    b.wait_for(lambda c: c == cmd.SetLight(LightMode.OFF))
+    assert b.state.counters.received_total == 1 and b.state.pending == 0
+    assert b.factory.pin(18).state == 0
+
+
 def _wait_outbox_empty(home: Home, timeout: float = 30.0) -> None:
     home.wait_until(lambda: home.state.partner.outbox == 0, timeout)
 

@@ -23,7 +23,7 @@ from typing import Any, assert_never
 from micromance.config import PUBLIC_BROKERS, Config
 from micromance.core import commands as cmd
 from micromance.core import events as ev
-from micromance.core.commands import Command
+from micromance.core.commands import Command, LightMode
 from micromance.errors import StoreError
 from micromance.link.courier import Courier
 from micromance.link.homeassistant import HomeAssistant
@@ -159,6 +159,11 @@ class Executor:
                 courier.switch(None)
             case _:
                 assert_never(command)
+
+    def light_now(self, mode: LightMode) -> None:
+        """The light ahead of its step (``Stepper.first_look``): the step's own ``SetLight``
+        follows, so the core's record of what the light shows stays its own."""
+        self._panel.set_light(mode)
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded config (the brokers a new pair keeps come from it)."""

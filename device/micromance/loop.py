@@ -156,6 +156,11 @@ class Loop:
             self._turn.release()
         self._wakeup.set()
 
+    def next_up(self) -> bool:
+        """True on the loop's own thread with nothing queued: an event posted now is the next
+        one handled, so the state its handler will see is the state of this moment."""
+        return threading.get_ident() == self._thread and self.events.empty()
+
     def stop(self) -> None:
         """End the loop (safe from signal handlers: SimpleQueue.put is reentrant)."""
         self.events.put(STOP)

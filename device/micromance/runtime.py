@@ -33,7 +33,14 @@ from micromance.core import events as ev
 from micromance.core.clock import Clock, SystemClock
 from micromance.core.commands import Command, Durable
 from micromance.core.events import Button, Gesture
-from micromance.core.machine import initial_state, next_deadline, present, react, step
+from micromance.core.machine import (
+    initial_state,
+    light_first,
+    next_deadline,
+    present,
+    react,
+    step,
+)
 from micromance.core.quiet import QuietHours
 from micromance.core.state import Outputs, Settings, State
 from micromance.errors import ConfigError, StoreError
@@ -159,6 +166,14 @@ class Stepper:
         if received > before.counters.received_total:
             log.info("thank-you from %s (their #%d)", self.state.sender or "partner", received)
 
+    def first_look(self, event: ev.Event) -> None:
+        """``event`` is handled next (nothing waits before it): when the core is sure its step
+        will light the LED (``light_first``), the LED goes on now. The step then carries on
+        from there; should its commit fail, every output goes out again anyway."""
+        light = light_first(self.state, event)
+        if light is not None:
+            self.executor.light_now(light)
+
     def present(self) -> None:
         """The frame and the facts for the state the last events left (nothing if unchanged)."""
         self.state, commands = present(self.state)
@@ -223,8 +238,17 @@ class Runtime:
         return factory(**fields, at=self.clock.monotonic(), wall=self.clock.now())
 
     def post(self, factory: Callable[..., ev.Event], **fields: Any) -> None:
-        """Put an event stamped now on the queue (thread-safe, never blocks)."""
-        self.loop.post(self._stamped(factory, **fields))
+        """Put an event stamped now on the queue (thread-safe, never blocks).
+
+        A message from the partner is posted by its link on the loop's thread as it is
+        opened: when nothing waits before it, the stepper looks at it at once
+        (``Stepper.first_look``), so a thank-you lights the LED before its step runs.
+        """
+        event = self._stamped(factory, **fields)
+        looker = self._stepper if factory is ev.Delivery and self.loop.next_up() else None
+        self.loop.post(event)  # queued before it lights: a press at the sight comes after it
+        if looker is not None:
+            looker.first_look(event)
 
     def on_edge(self, button: Button, down: bool) -> None:
         """A button edge (gpiozero's thread): a press is committed and sent from here at once

@@ -177,6 +177,34 @@ def react(state: State, event: ev.Event) -> tuple[State, list[Command]]:
     return state, commands
 
 
+def light_first(state: State, event: ev.Event) -> LightMode | None:
+    """``LightMode.ON`` when ``event`` is a thank-you from the partner that ``react`` is sure
+    to light the LED for; None when that is not certain, or the light is lit already.
+
+    The runtime switches the LED on with it while the message has only just been opened,
+    before the step, and the step carries on from there: its light (breathing, or the
+    together beats, which start lit) follows with the step's commands. Only what every way
+    through ``react`` lights is taken: a plausible THANKS the replay window takes, raising the
+    partner's total, out of quiet hours, while the light is off, with no pairing under way and
+    no together beat running (``tests/test_light_first.py`` walks the alternatives).
+    """
+    if not isinstance(event, ev.Delivery) or event.message.type is not MessageType.THANKS:
+        return None
+    screen = state.screen
+    if state.outputs.light is not LightMode.OFF or state.session is not None \
+            or screen.mode is Mode.PAIRING or state.settings.received_timeout <= 0:
+        return None
+    message = event.message
+    state = replace(state, at=max(state.at, event.at), wall=event.wall)
+    if screen.together_light_at is not None \
+            and moments.together_light(state.at - screen.together_light_at)[0] is not None:
+        return None
+    if is_night(state) or message.sent_total <= state.counters.received_total \
+            or not state.partner.window.check(message.seq) or _implausible(state, message):
+        return None
+    return LightMode.ON
+
+
 def present(state: State) -> tuple[State, list[Command]]:
     """The commands that bring the screen and the reported facts up to ``state`` (none when
     they already show it)."""
