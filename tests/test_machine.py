@@ -119,6 +119,26 @@ def test_press_by_edges_reaches_the_same_command(unit):
     assert of(cmd.SendThanks, out) == [cmd.SendThanks(total=1)]
 
 
+def test_thanks_going_down_alone_asks_for_its_thank_you_to_be_prepared(clock):
+    unit = Unit(clock)
+    out = unit.send(ev.ButtonDown, button=Button.THANKS)
+    assert of(cmd.PrepareThanks, out) == []  # not paired: nothing will be sent
+    unit.send(ev.ButtonUp, button=Button.THANKS)
+    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    out = unit.send(ev.ButtonDown, button=Button.THANKS)
+    assert of(cmd.PrepareThanks, out) == [cmd.PrepareThanks(total=2)]
+    assert of(cmd.PrepareThanks, unit.send(ev.ButtonDown, button=Button.THANKS)) == []  # bounce
+    out = unit.send(ev.ButtonUp, button=Button.THANKS)
+    assert of(cmd.SendThanks, out) == [cmd.SendThanks(total=2)]  # what was prepared
+    unit.send(ev.ButtonDown, button=Button.NEXT)
+    out = unit.send(ev.ButtonDown, button=Button.THANKS)  # a chord: never a thank-you
+    assert of(cmd.PrepareThanks, out) == []
+    unit.send(ev.ButtonUp, button=Button.THANKS)
+    unit.send(ev.ButtonUp, button=Button.NEXT)
+    unit.state = replace(unit.state, storage="disk full")  # it would be refused
+    assert of(cmd.PrepareThanks, unit.send(ev.ButtonDown, button=Button.THANKS)) == []
+
+
 def test_next_press_shows_another_prompt_and_saves_rotation(unit):
     before = unit.view.prompt
     out = unit.gesture(Gesture.NEXT_PRESS)

@@ -553,3 +553,60 @@ def test_on_each_connection_news_waits_for_our_summary(tmp_path):
         courier.send_once(MessageType.STATE, wall, sent_total=3, retained=True, broker=0)
         courier.redeliver(0)
         assert sent_on(names.events) == 5  # the three that wait (no ack from the partner yet)
+
+
+def test_a_thank_you_sealed_while_thanks_is_down_is_the_one_the_release_sends(
+        tmp_path, monkeypatch):
+    """Prepared at the press, used by the release when it asks for that very message (same
+    total, same second); otherwise the release makes its own and the prepared seq stays
+    unused. Either way the outbox keeps what was published."""
+    from datetime import datetime, timedelta
+
+    from micromance.link import courier as courier_module
+    from micromance.protocol import MessageType
+    from tests.conftest import ZONE
+
+    seals: list[int] = []
+    real_seal = courier_module.seal
+    monkeypatch.setattr(courier_module, "seal",
+                        lambda message, **kw: seals.append(message.seq) or real_seal(message,
+                                                                                       **kw))
+    down = datetime(2026, 12, 2, 9, 0, 0, 100000, tzinfo=ZONE)
+    with recorded_courier(tmp_path) as (store, courier, mine, clients):
+        courier.connect()
+        link, client = courier.links[0], clients[0]
+        link._open = True
+        link._when_connected(client)
+        courier.send_once(MessageType.STATE, down, sent_total=0, retained=True, broker=0)
+        names = courier.names()
+
+        def published() -> list[protocol.Message]:
+            return [protocol.open_sealed(args[1], key=mine.key, topic=names.events,
+                                         expected_sender=names.member)
+                    for args, _ in client.called("publish") if args[0] == names.events]
+
+        def release(wall: datetime, total: int) -> protocol.Message:
+            with store.transaction():
+                courier.send_reliably(MessageType.THANKS, wall, sent_total=total)
+            return published()[-1]
+
+        courier.prepare_thanks(down, sent_total=1)
+        prepared_seq = seals[-1]
+        sent = release(down + timedelta(seconds=0.4), 1)
+        assert (sent.seq, sent.sent_total) == (prepared_seq, 1)
+        assert seals[-1] == prepared_seq  # sealed once, at the press
+        assert dict(store.outbox(mine.pair_id))[sent.seq] == sent.to_plaintext()
+
+        courier.prepare_thanks(down, sent_total=2)  # held across a second: a new message
+        unused = seals[-1]
+        sent = release(down + timedelta(seconds=1), 2)
+        assert sent.seq == unused + 1 and sent.time.endswith("09:00:01+01:00")
+
+        courier.prepare_thanks(down, sent_total=3)  # the total moved meanwhile: a new one
+        sent = release(down, 4)
+        assert sent.sent_total == 4 and sent.seq == seals[-2] + 1
+
+        courier.prepare_thanks(down, sent_total=5)  # an ack in between takes the next seq
+        courier.send_once(MessageType.ACK, down, sent_total=4, seqs=(9,))
+        sent = release(down, 5)
+        assert sent.seq == seals[-2] and sent.seq < seals[-1]  # numbered at the press

@@ -98,6 +98,8 @@ class Executor:
                 store.save_rotation(bag, prompt_id, draws)
             case cmd.SaveWindow(window=window):
                 courier.save_window(window.to_json())
+            case cmd.PrepareThanks(total=total):
+                courier.prepare_thanks(wall, sent_total=total)
             case cmd.SendThanks(total=total):
                 store.log_event(_when(wall), "sent", f"#{total}")
                 courier.send_reliably(MessageType.THANKS, wall, sent_total=total)

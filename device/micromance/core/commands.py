@@ -136,6 +136,16 @@ class SaveWindow(Durable):
 
 
 @dataclass(frozen=True)
+class PrepareThanks:
+    """THANKS went down alone: number and seal now the thank-you (``total``) its release will
+    very likely send, so that the release only commits and publishes it. Nothing is written
+    or sent; a release that sends something else (``total`` changed meanwhile, another
+    second on the clock) makes its own message, and this one's seq stays unused."""
+
+    total: int
+
+
+@dataclass(frozen=True)
 class SendThanks(News):
     """One thank-you carrying our new running total."""
 
@@ -255,7 +265,7 @@ class ForgetPair(Durable):
 Command = (
     ShowFrame | SetContrast | SetPanelPower | SetLight | ReportLiveFacts | ReportHome
     | SaveCounters | SaveRotation | SaveWindow
-    | SendThanks | SendSeen | SendDone | SendAck | PublishState
+    | PrepareThanks | SendThanks | SendSeen | SendDone | SendAck | PublishState
     | DropFromOutbox | Redeliver | NoteRejected | CheckStorage
     | StartPairing | PublishPairing | StopPairing | SavePair | SendUnpair | ForgetPair
 )

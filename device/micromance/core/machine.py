@@ -56,7 +56,7 @@ from micromance.core import events as ev
 from micromance.core import moments
 from micromance.core.commands import Command, HomeFacts, LightMode, LiveFacts
 from micromance.core.counters import Counters
-from micromance.core.events import Gesture, LinkState
+from micromance.core.events import Button, Gesture, LinkState
 from micromance.core.prompts import Prompt, ShuffleBag
 from micromance.core.records import evolve as replace  # quick copies
 from micromance.core.state import (
@@ -305,7 +305,7 @@ def _go(state: State, mode: Mode, until: float | None = None) -> State:
 def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
     match event:
         case ev.ButtonDown(button=button):
-            return replace(state, buttons=button_timing.press(state.buttons, button, event.at))
+            return _press(state, button, event.at, out)
         case ev.ButtonUp(button=button):
             buttons, gestures = button_timing.release(state.buttons, button, event.at)
             return _gestures(replace(state, buttons=buttons), gestures, out)
@@ -363,6 +363,24 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
                 state = _screen(state, peek_until=None)  # back to dark, as it was
             return _screen(_go(state, _resting_mode(state)), access_code="")
     return state
+
+
+def _press(state: State, button: Button, at: float, out: list[Command]) -> State:
+    """A button went down. THANKS alone on a unit that would send a thank-you: its release
+    will very likely be one, so the adapters may prepare it while the finger is down."""
+    was_down = state.buttons.is_down(button)
+    state = replace(state, buttons=button_timing.press(state.buttons, button, at))
+    if button is Button.THANKS and not was_down and _release_sends_thanks(state):
+        out.append(cmd.PrepareThanks(total=state.counters.sent_total + 1))
+    return state
+
+
+def _release_sends_thanks(state: State) -> bool:
+    """THANKS is down alone, and letting it go now would count and send a thank-you."""
+    buttons = state.buttons
+    return (buttons.next_down_at is None and buttons.chord_since is None and not buttons.fired
+            and state.partner.paired and not state.storage
+            and state.screen.mode is not Mode.PAIRING)
 
 
 def _gestures(state: State, gestures: list[Gesture], out: list[Command]) -> State:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from micromance.config import PUBLIC_BROKERS, BrokerConfig, Config
 from micromance.core import events as ev
@@ -44,6 +44,15 @@ log = logging.getLogger("micromance")
 #: subscriptions that broker's persistent session holds and whose retained topics are ours
 #: there. Written once per pair change and broker, when its first clean session has settled.
 BROKER_SESSION_KEY = "broker_session"
+
+
+class _Prepared(NamedTuple):
+    """A thank-you numbered and sealed ahead (``Courier.prepare_thanks``), for one pair."""
+
+    pair: Pair
+    message: Message
+    plaintext: str
+    sealed: bytes
 
 
 def brokers_for(config: Config, pair: Pair | None) -> tuple[BrokerConfig, ...]:
@@ -72,6 +81,7 @@ class Courier:
                              f"{device_id}", fix="run micromance repair")
         self.links: list[MqttLink] = []
         self._names: tuple[Names, Names] | None = None   # of self.pair: mine, the partner's
+        self._prepared: _Prepared | None = None  # a thank-you sealed while THANKS is down
         #: link index -> the link's connection our summary went out on (see ``publish``).
         self._summarised: dict[int, int] = {}
 
@@ -182,6 +192,7 @@ class Courier:
                 log.info("%d message(s) for the previous partner dropped", dropped)
         self.pair = pair
         self._names = None
+        self._prepared = None
         self._store.after_commit(self._reconnect)
 
     def _reconnect(self) -> None:
@@ -202,15 +213,46 @@ class Courier:
                        streak=streak if kind in (MessageType.DONE, MessageType.STATE) else 0,
                        last_seq=seq if kind is MessageType.STATE else 0)
 
+    def prepare_thanks(self, wall: datetime, *, sent_total: int) -> None:
+        """Number and seal now the thank-you that ``send_reliably`` will very likely be asked
+        for next (THANKS is down), so the release only writes and publishes it. It is used
+        only for that very message; otherwise its seq stays unused, as a skipped seq may.
+        Nothing is written or sent here, and a preparation that fails is simply none."""
+        self._prepared = None
+        if self.pair is None:
+            return
+        try:
+            message = self.message(MessageType.THANKS, wall, sent_total=sent_total)
+        except StoreError:
+            return  # no seq to be had: the release tries again, and says why if it fails
+        sealed = seal(message, key=self.pair.key, topic=self.names().events)
+        self._prepared = _Prepared(self.pair, message, message.to_plaintext(), sealed)
+
+    def _take_prepared(self, kind: MessageType, time: str, sent_total: int) -> _Prepared | None:
+        """The prepared thank-you if it is exactly the one asked for now (it is used once)."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is None or kind is not MessageType.THANKS or prepared.pair is not self.pair:
+            return None
+        message = prepared.message
+        if (message.sent_total, message.time, message.name) \
+                != (sent_total, time, self._config.device.name):
+            return None
+        return prepared
+
     def send_reliably(self, kind: MessageType, wall: datetime, *, sent_total: int,
                       streak: int = 0) -> None:
         """Into the outbox (same commit as the counters), published once that is durable."""
         if self.pair is None:
             return
-        message = self.message(kind, wall, sent_total=sent_total, streak=streak)
-        self._store.outbox_add(message.seq, self.pair.pair_id, kind, message.to_plaintext(),
-                               wall.isoformat(timespec="seconds"))
-        self._store.after_commit(lambda: self.publish(message))
+        time = wall.isoformat(timespec="seconds")
+        prepared = self._take_prepared(kind, time, sent_total)
+        if prepared is None:
+            message = self.message(kind, wall, sent_total=sent_total, streak=streak)
+            plaintext, sealed = message.to_plaintext(), None
+        else:
+            message, plaintext, sealed = prepared.message, prepared.plaintext, prepared.sealed
+        self._store.outbox_add(message.seq, self.pair.pair_id, kind, plaintext, time)
+        self._store.after_commit(lambda: self.publish(message, sealed=sealed))
         self._store.after_commit(self.announce_outbox)
 
     def send_once(self, kind: MessageType, wall: datetime, *, sent_total: int, streak: int = 0,
@@ -278,9 +320,10 @@ class Courier:
         return any(link.connected for link in self.links)
 
     def publish(self, message: Message, retained: bool = False,
-                broker: int | None = None) -> None:
-        """Seal once, hand it to every connected link (or to ``broker``'s only); the outbox
-        covers the brokers that are not connected.
+                broker: int | None = None, sealed: bytes | None = None) -> None:
+        """Seal once (unless ``sealed`` already is, for the events topic), hand it to every
+        connected link (or to ``broker``'s only); the outbox covers the brokers that are not
+        connected.
 
         On each connection our summary goes first: news and acks wait (in the outbox, or for
         the next ack) until the core has published it there. A partner answers our summary
@@ -293,7 +336,8 @@ class Courier:
             return
         names = self.names()
         topic = names.state if retained else names.events
-        payload = seal(message, key=self.pair.key, topic=topic)
+        payload = sealed if sealed is not None and not retained \
+            else seal(message, key=self.pair.key, topic=topic)
         for link in links:
             link.publish_raw(topic, payload, retain=retained)
             if retained:
