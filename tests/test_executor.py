@@ -38,7 +38,7 @@ SAMPLES: dict[type, object] = {
     cmd.SaveCounters: cmd.SaveCounters(Counters(sent_total=1)),
     cmd.SaveRotation: cmd.SaveRotation("", "abc", 1),
     cmd.SaveWindow: cmd.SaveWindow(ReplayWindow().accept(1)),
-    cmd.PrepareThanks: cmd.PrepareThanks(total=1),
+    cmd.PrepareThanks: cmd.PrepareThanks(total=1, counters=Counters(sent_total=1)),
     cmd.SendThanks: cmd.SendThanks(total=1),
     cmd.SendSeen: cmd.SendSeen(sent_total=1),
     cmd.SendDone: cmd.SendDone(streak=1, sent_total=1),

@@ -22,7 +22,7 @@ from micromance.core.events import Button, Gesture
 from micromance.core.machine import light_first, react
 from micromance.protocol import Message
 from tests.conftest import ZONE
-from tests.test_machine import ACTIONS, PARTNER, Unit, of, partner_message
+from tests.test_machine import ACTIONS, PARTNER, Unit, act, of
 
 
 def delivery(unit: Unit, seq: int, total: int, kind: str = "thanks",
@@ -80,23 +80,7 @@ CANDIDATES = st.tuples(
 def test_every_yes_is_a_step_that_lights(actions, hour, candidate):
     unit = Unit(FakeClock(wall=datetime(2026, 3, 29, hour, 0, tzinfo=ZONE)))  # a DST day
     for action in actions:
-        match action:
-            case ("gesture", gesture):
-                unit.gesture(gesture)
-            case ("edge", button, down):
-                unit.send(ev.ButtonDown if down else ev.ButtonUp, button=button)
-            case ("received", total):
-                unit.receive("thanks", total=total)
-            case ("wait", seconds):
-                unit.run_for(seconds)
-            case ("rotate",):
-                unit.send(ev.RotatePrompt)
-            case ("seen",):
-                unit.receive("seen", total=0)
-            case ("thanks_at", minutes):
-                total = unit.state.counters.received_total + 1
-                unit.partner_seq = max(unit.partner_seq + 1, total)
-                unit.send(ev.Delivery, message=partner_message(unit.partner_seq, "thanks", total))
+        act(unit, action)
     seq_step, rise, kind, minutes, later, acknowledged = candidate
     if acknowledged:
         unit.gesture(Gesture.NEXT_PRESS)

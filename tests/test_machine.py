@@ -126,10 +126,13 @@ def test_thanks_going_down_alone_asks_for_its_thank_you_to_be_prepared(clock):
     unit.send(ev.ButtonUp, button=Button.THANKS)
     unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
     out = unit.send(ev.ButtonDown, button=Button.THANKS)
-    assert of(cmd.PrepareThanks, out) == [cmd.PrepareThanks(total=2)]
+    [prepared] = of(cmd.PrepareThanks, out)
+    assert prepared.total == prepared.counters.sent_total == 2
     assert of(cmd.PrepareThanks, unit.send(ev.ButtonDown, button=Button.THANKS)) == []  # bounce
     out = unit.send(ev.ButtonUp, button=Button.THANKS)
     assert of(cmd.SendThanks, out) == [cmd.SendThanks(total=2)]  # what was prepared
+    assert of(cmd.SaveCounters, out)[0].counters is prepared.counters  # counted at the press
+    assert unit.state.prepared is None
     unit.send(ev.ButtonDown, button=Button.NEXT)
     out = unit.send(ev.ButtonDown, button=Button.THANKS)  # a chord: never a thank-you
     assert of(cmd.PrepareThanks, out) == []
@@ -137,6 +140,7 @@ def test_thanks_going_down_alone_asks_for_its_thank_you_to_be_prepared(clock):
     unit.send(ev.ButtonUp, button=Button.NEXT)
     unit.state = replace(unit.state, storage="disk full")  # it would be refused
     assert of(cmd.PrepareThanks, unit.send(ev.ButtonDown, button=Button.THANKS)) == []
+
 
 
 def test_next_press_shows_another_prompt_and_saves_rotation(unit):
@@ -384,6 +388,7 @@ def test_quiet_window(start, end, time, quiet):
 
 # --- properties ------------------------------------------------------------------------------
 
+from hypothesis import event as note  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -398,6 +403,34 @@ ACTIONS = st.one_of(
 )
 
 
+def act(unit: Unit, action: tuple) -> bool:
+    """Carry out one of ``ACTIONS`` on ``unit``; True when it was a thank-you of the partner's
+    (at some time of its own)."""
+    match action:
+        case ("gesture", gesture):
+            unit.gesture(gesture)
+        case ("edge", button, down):
+            unit.send(ev.ButtonDown if down else ev.ButtonUp, button=button)
+        case ("received", total):
+            unit.receive("thanks", total=total)
+        case ("wait", seconds):
+            unit.run_for(seconds)
+        case ("rotate",):
+            unit.send(ev.RotatePrompt)
+        case ("seen",):
+            unit.receive("seen", total=0)
+        case ("thanks_at", minutes):
+            unit.partner_seq += 1
+            total = unit.state.counters.received_total + 1
+            unit.send(ev.Delivery, message=Message(
+                type="thanks", sender=PARTNER, seq=max(unit.partner_seq, total),
+                time=(unit.clock.wall + timedelta(minutes=minutes)).isoformat(
+                    timespec="seconds"), name="Alex", sent_total=total))
+            unit.partner_seq = max(unit.partner_seq, total)
+            return True
+    return False
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(ACTIONS, max_size=40), st.integers(0, 23))
 def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
@@ -406,28 +439,7 @@ def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
     unit = Unit(FakeClock(wall=datetime(2026, 3, 29, hour, 0, tzinfo=ZONE)))  # a DST day
     partner_thanks = 0
     for action in actions:
-        match action:
-            case ("gesture", gesture):
-                unit.gesture(gesture)
-            case ("edge", button, down):
-                unit.send(ev.ButtonDown if down else ev.ButtonUp, button=button)
-            case ("received", total):
-                unit.receive("thanks", total=total)
-            case ("wait", seconds):
-                unit.run_for(seconds)
-            case ("rotate",):
-                unit.send(ev.RotatePrompt)
-            case ("seen",):
-                unit.receive("seen", total=0)
-            case ("thanks_at", minutes):
-                unit.partner_seq += 1
-                total = unit.state.counters.received_total + 1
-                unit.send(ev.Delivery, message=Message(
-                    type="thanks", sender=PARTNER, seq=max(unit.partner_seq, total),
-                    time=(unit.clock.wall + timedelta(minutes=minutes)).isoformat(
-                        timespec="seconds"), name="Alex", sent_total=total))
-                unit.partner_seq = max(unit.partner_seq, total)
-                partner_thanks += 1
+        partner_thanks += act(unit, action)
         deadline = next_deadline(unit.state)
         assert deadline is None or deadline > unit.state.at  # never a busy loop
         counters = unit.state.counters
@@ -439,6 +451,28 @@ def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
         assert counters.together_total <= min(presses, partner_thanks)
         if unit.state.outputs.light is not LightMode.OFF:  # never at night, together neither
             assert not unit.settings.quiet.contains(unit.state.wall)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ACTIONS, max_size=15), st.integers(0, 23), st.lists(ACTIONS, max_size=3),
+       st.floats(0, 3))
+def test_what_a_press_prepares_never_changes_what_its_release_does(before, hour, held, hold):
+    """Whatever happened before the press and while THANKS was held, the release does
+    exactly what it would have done with nothing prepared."""
+    from micromance.core.clock import FakeClock
+
+    unit = Unit(FakeClock(wall=datetime(2026, 3, 29, hour, 0, 0, 700000, tzinfo=ZONE)))
+    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    for action in before:
+        act(unit, action)
+    unit.send(ev.ButtonDown, button=Button.THANKS)
+    for action in held:
+        act(unit, action)
+    unit.clock.advance(hold)
+    release = ev.ButtonUp(button=Button.THANKS, at=unit.clock.mono, wall=unit.clock.wall)
+    prepared = unit.state.prepared
+    note(f"taken: {prepared is not None and prepared.base is unit.state.counters}")
+    assert react(unit.state, release) == react(replace(unit.state, prepared=None), release)
 
 
 # --- the link, as the core sees it ------------------------------------------------------------

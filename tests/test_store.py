@@ -157,6 +157,34 @@ def test_check_writable_makes_one_durable_write_and_leaves_nothing(tmp_path):
         store.close()
 
 
+def test_counters_encoded_while_thanks_is_down_are_written_for_those_very_counters(
+        tmp_path, monkeypatch):
+    from micromance import store as store_module
+    from micromance.core.counters import Counters
+
+    encoded: list[int] = []
+    real = store_module._counters_json
+    monkeypatch.setattr(store_module, "_counters_json",
+                        lambda counters: encoded.append(counters.sent_total) or real(counters))
+    store = Store.open(tmp_path)
+    try:
+        pressed = Counters(sent_total=1, today=1)
+        store.prepare_counters(pressed)
+        with store.transaction():
+            store.save_counters(pressed)
+        assert encoded == [1] and store.load_counters() == pressed  # encoded once, ahead
+        store.prepare_counters(Counters(sent_total=2))
+        other = Counters(sent_total=2, received_total=1)  # equal total, other counters
+        with store.transaction():
+            store.save_counters(other)
+        assert store.load_counters() == other and encoded == [1, 2, 2]
+        with store.transaction():
+            store.save_counters(other)  # what was prepared is used once at most
+        assert encoded == [1, 2, 2, 2]
+    finally:
+        store.close()
+
+
 # --- sequence numbers: reserved in blocks ---------------------------------------------------
 
 

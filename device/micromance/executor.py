@@ -98,7 +98,8 @@ class Executor:
                 store.save_rotation(bag, prompt_id, draws)
             case cmd.SaveWindow(window=window):
                 courier.save_window(window.to_json())
-            case cmd.PrepareThanks(total=total):
+            case cmd.PrepareThanks(total=total, counters=counters):
+                store.prepare_counters(counters)
                 courier.prepare_thanks(wall, sent_total=total)
             case cmd.SendThanks(total=total):
                 store.log_event(_when(wall), "sent", f"#{total}")

@@ -138,11 +138,13 @@ class SaveWindow(Durable):
 @dataclass(frozen=True)
 class PrepareThanks:
     """THANKS went down alone: number and seal now the thank-you (``total``) its release will
-    very likely send, so that the release only commits and publishes it. Nothing is written
-    or sent; a release that sends something else (``total`` changed meanwhile, another
-    second on the clock) makes its own message, and this one's seq stays unused."""
+    very likely send, and encode the ``counters`` it will save, so that the release only
+    commits and publishes. Nothing is written or sent; a release that sends something else
+    (``total`` changed meanwhile, another second on the clock) makes its own message, and
+    this one's seq stays unused."""
 
     total: int
+    counters: Counters
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ from micromance.core.state import (
     Outputs,
     PairingOutcome,
     Partner,
+    PreparedPress,
     Rotation,
     Screen,
     Settings,
@@ -308,7 +309,8 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             return _press(state, button, event.at, out)
         case ev.ButtonUp(button=button):
             buttons, gestures = button_timing.release(state.buttons, button, event.at)
-            return _gestures(replace(state, buttons=buttons), gestures, out)
+            state = _gestures(replace(state, buttons=buttons), gestures, out)
+            return replace(state, prepared=None) if button is Button.THANKS else state
         case ev.GestureInput(gesture=gesture):
             return _gestures(state, [gesture], out)
         case ev.RotatePrompt():
@@ -367,11 +369,15 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
 
 def _press(state: State, button: Button, at: float, out: list[Command]) -> State:
     """A button went down. THANKS alone on a unit that would send a thank-you: its release
-    will very likely be one, so the adapters may prepare it while the finger is down."""
+    will very likely be one, so its counting is worked out now (``_send_thanks`` takes it
+    if it still holds then), and the adapters may prepare the rest while the finger is down."""
     was_down = state.buttons.is_down(button)
     state = replace(state, buttons=button_timing.press(state.buttons, button, at))
     if button is Button.THANKS and not was_down and _release_sends_thanks(state):
-        out.append(cmd.PrepareThanks(total=state.counters.sent_total + 1))
+        counters, together = _count_thanks(state)
+        out.append(cmd.PrepareThanks(total=counters.sent_total, counters=counters))
+        state = replace(state, prepared=PreparedPress(state.counters, stamp(state.wall),
+                                                      counters, together))
     return state
 
 
@@ -508,10 +514,20 @@ def _show_code(state: State, code: str, seconds: float) -> State:
     return _screen(state, peek_until=until) if is_night(state) else state
 
 
-def _send_thanks(state: State, out: list[Command]) -> State:
+def _count_thanks(state: State) -> tuple[Counters, bool]:
+    """The counters with a thank-you of ours counted now, and whether it makes "Together"."""
     counters = state.counters.thanked(state.wall.date(), sent=1,
                                       sent_total=state.counters.sent_total + 1)
-    counters, together = moments.note_press(counters, ours=True, at=state.wall)
+    return moments.note_press(counters, ours=True, at=state.wall)
+
+
+def _send_thanks(state: State, out: list[Command]) -> State:
+    prepared = state.prepared
+    if prepared is not None and prepared.base is state.counters \
+            and prepared.press == stamp(state.wall):
+        counters, together = prepared.counters, prepared.together  # counted at the press
+    else:
+        counters, together = _count_thanks(state)
     out.append(cmd.SaveCounters(counters))
     out.append(cmd.SendThanks(total=counters.sent_total))
     state = _go(replace(state, counters=counters), Mode.SENT, state.at + SENT_SECONDS)

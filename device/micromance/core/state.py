@@ -182,6 +182,17 @@ class Outputs:
 
 
 @dataclass(frozen=True)
+class PreparedPress:
+    """What a THANKS release would count, worked out while the button is down: it holds for
+    the very ``base`` counters it was worked out from and for the second ``press``."""
+
+    base: Counters
+    press: str                # the press's time, to the second (``when.stamp``)
+    counters: Counters        # ``base`` with the thank-you counted
+    together: bool            # it makes a "Together" moment
+
+
+@dataclass(frozen=True)
 class State:
     settings: Settings
     at: float                          # the injected clock's monotonic reading
@@ -196,6 +207,7 @@ class State:
     storage: str = ""                  # why the last commit failed ("" while saving works)
     storage_retry_at: float | None = None
     outputs: Outputs = Outputs()
+    prepared: PreparedPress | None = None   # while THANKS is down alone
 
     @property
     def pending(self) -> int:
