@@ -41,6 +41,11 @@ change held for the next half minute, the pairing session's resends and time lim
 quiet-hours boundaries, the half-minute page turn and pixel shift, the together light's
 beats, the moment a waiting thank-you starts to say when it came, and Sunday evening.
 
+A thank-you is worked out before it is let go: THANKS going down alone is counted at once
+(``State.prepared``, and ``PrepareThanks`` for the adapters to encode and seal it), and the
+release takes that counting when the counters and the clock's second are still the same (else
+it counts again), so little stands between the release and the commit.
+
 Outputs (frame, light, contrast, panel power, live facts) are *derived* from the state and
 emitted only when they change, so an idle unit produces no commands and the display is
 redrawn only when what it shows changes.

@@ -228,14 +228,14 @@ class Courier:
         sealed = seal(message, key=self.pair.key, topic=self.names().events)
         self._prepared = _Prepared(self.pair, message, message.to_plaintext(), sealed)
 
-    def _take_prepared(self, kind: MessageType, time: str, sent_total: int) -> _Prepared | None:
+    def _take_prepared(self, kind: MessageType, when: str, sent_total: int) -> _Prepared | None:
         """The prepared thank-you if it is exactly the one asked for now (it is used once)."""
         prepared, self._prepared = self._prepared, None
         if prepared is None or kind is not MessageType.THANKS or prepared.pair is not self.pair:
             return None
         message = prepared.message
         if (message.sent_total, message.time, message.name) \
-                != (sent_total, time, self._config.device.name):
+                != (sent_total, when, self._config.device.name):
             return None
         return prepared
 
@@ -244,14 +244,14 @@ class Courier:
         """Into the outbox (same commit as the counters), published once that is durable."""
         if self.pair is None:
             return
-        time = wall.isoformat(timespec="seconds")
-        prepared = self._take_prepared(kind, time, sent_total)
+        when = wall.isoformat(timespec="seconds")
+        prepared = self._take_prepared(kind, when, sent_total)
         if prepared is None:
             message = self.message(kind, wall, sent_total=sent_total, streak=streak)
             plaintext, sealed = message.to_plaintext(), None
         else:
             message, plaintext, sealed = prepared.message, prepared.plaintext, prepared.sealed
-        self._store.outbox_add(message.seq, self.pair.pair_id, kind, plaintext, time)
+        self._store.outbox_add(message.seq, self.pair.pair_id, kind, plaintext, when)
         self._store.after_commit(lambda: self.publish(message, sealed=sealed))
         self._store.after_commit(self.announce_outbox)
 
