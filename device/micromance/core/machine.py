@@ -200,13 +200,12 @@ def light_first(state: State, event: ev.Event) -> LightMode | None:
     if state.outputs.light is not LightMode.OFF or state.session is not None \
             or screen.mode is Mode.PAIRING or state.settings.received_timeout <= 0:
         return None
-    message = event.message
-    state = replace(state, at=max(state.at, event.at), wall=event.wall)
+    message, at, wall = event.message, max(state.at, event.at), event.wall  # as react's
     if screen.together_light_at is not None \
-            and moments.together_light(state.at - screen.together_light_at)[0] is not None:
+            and moments.together_light(at - screen.together_light_at)[0] is not None:
         return None
-    if is_night(state) or message.sent_total <= state.counters.received_total \
-            or not state.partner.window.check(message.seq) or _implausible(state, message):
+    if state.settings.quiet.contains(wall) or message.sent_total <= state.counters.received_total \
+            or not state.partner.window.check(message.seq) or _implausible(state, message, wall):
         return None
     return LightMode.ON
 
@@ -630,7 +629,7 @@ def _delivery(state: State, message: Message, broker: int, out: list[Command]) -
     """A sealed message from the partner: new ones act; a copy of one we had (from another
     broker, a redelivery, a replay) is counted as a duplicate and changes nothing."""
     window, counters = state.partner.window, state.counters
-    implausible = _implausible(state, message)
+    implausible = _implausible(state, message, state.wall)
     if implausible:
         return _rejected(state, implausible, out)
     if message.type is MessageType.PRESENCE:
@@ -670,14 +669,15 @@ def _delivery(state: State, message: Message, broker: int, out: list[Command]) -
     return state
 
 
-def _implausible(state: State, message: Message) -> str:
+def _implausible(state: State, message: Message, wall: datetime) -> str:
     """Bounded trust, even in the partner (a bug, a stolen key): its seqs count from its wall
-    clock, so one far ahead of ours is not plausible; a total above ``MAX_TOTAL`` neither; and
-    a message may raise a total we know by at most as many thank-yous as it used seqs since
-    the message that brought it, never more than ``MAX_RISE``. Such a message is refused
-    before it changes anything (a total or a seq near 2**53 would stop every later count)."""
+    clock, so one far ahead of ours (``wall``) is not plausible; a total above ``MAX_TOTAL``
+    neither; and a message may raise a total we know by at most as many thank-yous as it
+    used seqs since the message that brought it, never more than ``MAX_RISE``. Such a
+    message is refused before it changes anything (a total or a seq near 2**53 would stop
+    every later count)."""
     counters = state.counters
-    latest = (state.wall.timestamp() + CLOCK_SLACK_SECONDS) * SEQS_PER_SECOND
+    latest = (wall.timestamp() + CLOCK_SLACK_SECONDS) * SEQS_PER_SECOND
     if message.seq > latest:
         return "implausible_seq"
     if message.sent_total > MAX_TOTAL:
