@@ -314,7 +314,9 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
         case ev.ButtonUp(button=button):
             buttons, gestures = button_timing.release(state.buttons, button, event.at)
             state = _gestures(replace(state, buttons=buttons), gestures, out)
-            return replace(state, prepared=None) if button is Button.THANKS else state
+            if button is Button.THANKS and state.prepared is not None:
+                state = replace(state, prepared=None)  # used or not, it is done with
+            return state
         case ev.GestureInput(gesture=gesture):
             return _gestures(state, [gesture], out)
         case ev.RotatePrompt():
