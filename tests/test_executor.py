@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -39,6 +40,7 @@ SAMPLES: dict[type, object] = {
     cmd.SaveRotation: cmd.SaveRotation("", "abc", 1),
     cmd.SaveWindow: cmd.SaveWindow(ReplayWindow().accept(1)),
     cmd.PrepareThanks: cmd.PrepareThanks(total=1, counters=Counters(sent_total=1)),
+    cmd.DropPrepared: cmd.DropPrepared(),
     cmd.SendThanks: cmd.SendThanks(total=1),
     cmd.SendSeen: cmd.SendSeen(sent_total=1),
     cmd.SendDone: cmd.SendDone(streak=1, sent_total=1),
@@ -131,3 +133,31 @@ def test_a_received_thanks_lights_before_the_commit(parts, monkeypatch):
     executor.carry_out([cmd.SaveCounters(Counters(sent_total=1)), cmd.SendThanks(total=1),
                         cmd.SetLight(LightMode.ON)], WALL)
     assert order[0] == "commit" and order[-1] == "light"  # news first, the blink after
+
+
+def test_a_release_asking_for_what_its_press_rehearsed_only_commits(parts):
+    executor, store, *_ = parts
+    counted = Counters(sent_total=1, today=1)
+    release = [cmd.SaveCounters(counted), cmd.SendThanks(total=1), cmd.DropPrepared()]
+    executor.carry_out([cmd.PrepareThanks(total=1, counters=counted)], WALL)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    executor.carry_out(release, WALL.replace(microsecond=400_000))
+    assert statements == ["COMMIT"]
+    store._db.set_trace_callback(None)
+    assert store.load_counters() == counted
+    assert [e["kind"] for e in store.recent_events()] == ["sent"]
+
+    executor.carry_out([cmd.PrepareThanks(total=2, counters=replace(counted, sent_total=2))],
+                       WALL)
+    executor.carry_out(release, WALL)  # the same writes again: another step's (total 1)
+    assert store.load_counters() == counted
+    executor.carry_out([cmd.PrepareThanks(total=1, counters=counted)], WALL)
+    store._db.set_trace_callback(statements.append)
+    statements.clear()
+    executor.carry_out(release, WALL.replace(second=1))  # the next second: written anew
+    assert statements[0] == "ROLLBACK" and len(statements) > 2
+    store._db.set_trace_callback(None)
+    executor.carry_out([cmd.PrepareThanks(total=3, counters=counted)], WALL)
+    executor.carry_out([cmd.DropPrepared()], WALL)  # held on: rolled back
+    assert not store._db.in_transaction

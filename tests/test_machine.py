@@ -15,6 +15,7 @@ from micromance.core.commands import LightMode
 from micromance.core.events import Button, Gesture
 from micromance.core.machine import (
     FLASH_SECONDS,
+    PREPARED_SECONDS,
     REACK_AFTER,
     REDELIVER_MIN_GAP,
     Settings,
@@ -141,6 +142,27 @@ def test_thanks_going_down_alone_asks_for_its_thank_you_to_be_prepared(clock):
     unit.state = replace(unit.state, storage="disk full")  # it would be refused
     assert of(cmd.PrepareThanks, unit.send(ev.ButtonDown, button=Button.THANKS)) == []
 
+
+
+def test_what_was_prepared_is_dropped_at_the_release_or_a_second_into_the_hold(clock):
+    """The adapters hold the store's write lock for it: it must not outlive its use."""
+    unit = Unit(clock)
+    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    unit.send(ev.ButtonDown, button=Button.THANKS)
+    assert next_deadline(unit.state) == pytest.approx(unit.clock.mono + PREPARED_SECONDS)
+    out = unit.send(ev.ButtonUp, button=Button.THANKS)
+    assert of(cmd.DropPrepared, out) and of(cmd.SendThanks, out)  # used, then dropped
+    unit.send(ev.ButtonDown, button=Button.THANKS)
+    unit.send(ev.ButtonDown, button=Button.NEXT)  # a chord: the week, no thank-you
+    out = unit.send(ev.ButtonUp, button=Button.THANKS)
+    assert of(cmd.DropPrepared, out) and not of(cmd.SendThanks, out)
+    unit.send(ev.ButtonUp, button=Button.NEXT)
+    unit.send(ev.ButtonDown, button=Button.THANKS)
+    assert not of(cmd.DropPrepared, unit.run_for(PREPARED_SECONDS - 0.01))
+    out = unit.run_for(0.02)  # held on (a stuck button): dropped, once
+    assert of(cmd.DropPrepared, out) and unit.state.prepared is None
+    out = unit.send(ev.ButtonUp, button=Button.THANKS)
+    assert of(cmd.SendThanks, out) and not of(cmd.DropPrepared, out)  # counted at the release
 
 
 def test_next_press_shows_another_prompt_and_saves_rotation(unit):
@@ -458,7 +480,7 @@ def test_any_history_keeps_time_moving_and_counts_sane(actions, hour):
        st.floats(0, 3))
 def test_what_a_press_prepares_never_changes_what_its_release_does(before, hour, held, hold):
     """Whatever happened before the press and while THANKS was held, the release does
-    exactly what it would have done with nothing prepared."""
+    exactly what it would have done with nothing prepared (and says it is done with it)."""
     from micromance.core.clock import FakeClock
 
     unit = Unit(FakeClock(wall=datetime(2026, 3, 29, hour, 0, 0, 700000, tzinfo=ZONE)))
@@ -472,7 +494,11 @@ def test_what_a_press_prepares_never_changes_what_its_release_does(before, hour,
     release = ev.ButtonUp(button=Button.THANKS, at=unit.clock.mono, wall=unit.clock.wall)
     prepared = unit.state.prepared
     note(f"taken: {prepared is not None and prepared.base is unit.state.counters}")
-    assert react(unit.state, release) == react(replace(unit.state, prepared=None), release)
+    (state, commands), (plain_state, plain) = (
+        react(unit.state, release), react(replace(unit.state, prepared=None), release))
+    assert state == plain_state
+    assert [c for c in commands if not isinstance(c, cmd.DropPrepared)] == plain
+    assert of(cmd.DropPrepared, commands) == ([cmd.DropPrepared()] if prepared else [])
 
 
 # --- the link, as the core sees it ------------------------------------------------------------

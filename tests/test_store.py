@@ -157,30 +157,92 @@ def test_check_writable_makes_one_durable_write_and_leaves_nothing(tmp_path):
         store.close()
 
 
-def test_counters_encoded_while_thanks_is_down_are_written_for_those_very_counters(
-        tmp_path, monkeypatch):
-    from micromance import store as store_module
+def test_a_rehearsal_is_committed_only_for_its_key_and_then_keeps_its_promises(tmp_path):
     from micromance.core.counters import Counters
 
-    encoded: list[int] = []
-    real = store_module._counters_json
-    monkeypatch.setattr(store_module, "_counters_json",
-                        lambda counters: encoded.append(counters.sent_total) or real(counters))
+    store, reader = Store.open(tmp_path), None
+    try:
+        done: list[str] = []
+
+        def writes() -> None:
+            store.save_counters(Counters(sent_total=1))
+            store.after_commit(lambda: done.append("published"))
+
+        assert store.rehearse("press", writes)
+        reader = Store.open_readonly(tmp_path)
+        assert reader is not None
+        assert reader.load_counters().sent_total == 0 and done == []  # nothing exists yet
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        assert store.commit_rehearsal("press")
+        assert statements == ["COMMIT"] and done == ["published"]
+        assert reader.load_counters().sent_total == 1
+        assert not store.commit_rehearsal("press")  # once
+    finally:
+        store.close()
+        if reader is not None:
+            reader.close()
+
+
+def test_any_other_use_of_the_store_rolls_a_rehearsal_back(tmp_path):
+    from micromance.core.counters import Counters
+
     store = Store.open(tmp_path)
     try:
-        pressed = Counters(sent_total=1, today=1)
-        store.prepare_counters(pressed)
-        with store.transaction():
-            store.save_counters(pressed)
-        assert encoded == [1] and store.load_counters() == pressed  # encoded once, ahead
-        store.prepare_counters(Counters(sent_total=2))
-        other = Counters(sent_total=2, received_total=1)  # equal total, other counters
-        with store.transaction():
-            store.save_counters(other)
-        assert store.load_counters() == other and encoded == [1, 2, 2]
-        with store.transaction():
-            store.save_counters(other)  # what was prepared is used once at most
-        assert encoded == [1, 2, 2, 2]
+        done: list[str] = []
+        rehearsal = lambda total: lambda: (  # noqa: E731
+            store.save_counters(Counters(sent_total=total)),
+            store.after_commit(lambda: done.append(f"#{total}")))
+        assert store.rehearse("one", rehearsal(1))
+        assert store.load_counters().sent_total == 0  # a read never sees it...
+        assert not store.commit_rehearsal("one")      # ...and it is gone
+        assert store.rehearse("two", rehearsal(2))
+        store.put("other", "x")                       # a write of another step
+        assert not store.commit_rehearsal("two")
+        assert store.rehearse("three", rehearsal(3))
+        assert not store.commit_rehearsal("four")     # another step's writes: rolled back
+        assert store.rehearse("five", rehearsal(5))
+        store.abandon_rehearsal()
+        assert not store.commit_rehearsal("five")
+        assert store.load_counters().sent_total == 0 and store.get("other") == "x"
+        assert done == []
+    finally:
+        store.close()
+
+
+def test_a_rehearsal_holds_the_write_lock_until_it_ends_and_dies_with_the_process(tmp_path):
+    from micromance.core.counters import Counters
+
+    store = Store.open(tmp_path)
+    other = sqlite3.connect(tmp_path / "state.db", timeout=0, isolation_level=None)
+    try:
+        assert store.rehearse("press", lambda: store.save_counters(Counters(sent_total=1)))
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")  # another process waits for it
+        store.abandon_rehearsal()
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        assert store.rehearse("press", lambda: store.save_counters(Counters(sent_total=1)))
+        store.close()  # as kill -9: an open rehearsal is no commit
+        store = Store.open(tmp_path)
+        assert store.load_counters().sent_total == 0
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_rehearsal_that_cannot_be_written_leaves_nothing_open(tmp_path):
+    store = Store.open(tmp_path)
+    try:
+        def failing() -> None:
+            store.put("half", "written")
+            raise StoreError("disk full", fix="free some space")
+
+        assert not store.rehearse("press", failing)
+        assert not store.commit_rehearsal("press") and not store._db.in_transaction
+        assert store.get("half") == ""
+        with pytest.raises(RuntimeError), store.transaction():
+            store.rehearse("inside", lambda: None)
     finally:
         store.close()
 

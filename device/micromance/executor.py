@@ -8,7 +8,8 @@ The ordering rule of one step (``Executor.carry_out``):
    commit, so a crash in between means a redelivery (and the light again).
 2. Every durable command of the step is carried out in one transaction: one commit per step.
    What they publish (news, acks, the retained state) goes out once that commit is on the
-   disk, in the order it was asked for.
+   disk, in the order it was asked for. A thank-you's writes are rehearsed while THANKS is
+   down (``PrepareThanks``): when its release asks for exactly those, only the commit is left.
 3. Then everything else: the frame, the contrast, a light that follows news (a press lights
    after its thank-you was published), pairing traffic, the live facts.
 """
@@ -65,7 +66,7 @@ class Executor:
         for light in early:
             self._do(light, wall)
         durable = [c for c in commands if isinstance(c, cmd.Durable)]
-        if durable:
+        if durable and not self._store.commit_rehearsal(_rehearsal_key(durable, wall)):
             with self._store.transaction():  # publishing runs once this has committed
                 for write in durable:
                     self._do(write, wall)
@@ -99,15 +100,15 @@ class Executor:
             case cmd.SaveWindow(window=window):
                 courier.save_window(window.to_json())
             case cmd.PrepareThanks(total=total, counters=counters):
-                store.prepare_counters(counters)
                 courier.prepare_thanks(wall, sent_total=total)
+                self._rehearse([cmd.SaveCounters(counters), cmd.SendThanks(total)], wall)
+            case cmd.DropPrepared():
+                store.abandon_rehearsal()
             case cmd.SendThanks(total=total):
                 store.log_event(_when(wall), "sent", f"#{total}")
                 courier.send_reliably(MessageType.THANKS, wall, sent_total=total)
                 # Said once it is true: after the commit, as sent or as waiting.
-                how = ("sent" if courier.connected else "queued (no broker connected)") \
-                    if courier.pair else "counted here (not paired yet: nothing to send)"
-                store.after_commit(lambda: log.info("thank-you #%d %s", total, how))
+                store.after_commit(lambda: log.info("thank-you #%d %s", total, _sent(courier)))
             case cmd.SendSeen(sent_total=sent_total):
                 store.log_event(_when(wall), "seen")
                 courier.send_reliably(MessageType.SEEN, wall, sent_total=sent_total)
@@ -163,6 +164,16 @@ class Executor:
             case _:
                 assert_never(command)
 
+    def _rehearse(self, durable: Sequence[Command], wall: datetime) -> None:
+        """Write now what a step asking for exactly ``durable`` in this second would write,
+        in a transaction left open (``Store.rehearse``): that step then only commits it.
+        Anything else the store is asked for first rolls it back."""
+        def writes() -> None:
+            for write in durable:
+                self._do(write, wall)
+
+        self._store.rehearse(_rehearsal_key(durable, wall), writes)
+
     def light_now(self, mode: LightMode) -> None:
         """The light ahead of its step (``Stepper.first_look``): the step's own ``SetLight``
         follows, so the core's record of what the light shows stays its own."""
@@ -188,3 +199,15 @@ class Executor:
 
 def _when(wall: datetime) -> str:
     return wall.isoformat(timespec="seconds")
+
+
+def _rehearsal_key(durable: Sequence[Command], wall: datetime) -> tuple[object, ...]:
+    """What a step's writes depend on: its durable commands and its second (the times the
+    rows and the message carry)."""
+    return (*durable, _when(wall))
+
+
+def _sent(courier: Courier) -> str:
+    if not courier.pair:
+        return "counted here (not paired yet: nothing to send)"
+    return "sent" if courier.connected else "queued (no broker connected)"

@@ -89,7 +89,9 @@ class Store:
         self._seq_ceiling = 0    # highest seq reserved on the disk
         self._run_first = 0      # the first seq of this run (0: none handed out yet)
         self._clock = clock      # wall-clock seconds: where a run's seqs start
-        self._prepared: tuple[Counters, str] | None = None  # counters encoded ahead
+        #: A rehearsed transaction left open (``rehearse``): its key, and what it promised
+        #: to do once committed.
+        self._rehearsal: tuple[object, list[Callable[[], None]]] | None = None
 
     # --- opening ------------------------------------------------------------------------
 
@@ -152,11 +154,14 @@ class Store:
         return cls(connection, path)
 
     def close(self) -> None:
+        self._rehearsal = None  # an open rehearsal goes with the connection (rolled back)
         self._db.close()
 
     # --- statements: every SQLite error leaves as a StoreError ---------------------------
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._rehearsal is not None and not self._depth:
+            self.abandon_rehearsal()  # it must never be read as if it had happened
         try:
             return self._db.execute(sql, params).fetchall()
         except sqlite3.Error as error:
@@ -188,23 +193,91 @@ class Store:
             finally:
                 self._depth -= 1
             return
+        self.abandon_rehearsal()
         self._change("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield
             self._change("COMMIT")
         except BaseException:
-            self._after_commit.clear()  # what the rolled-back writes promised never happens
-            self._seq_next = 0          # a reserved block may be rolled back: read it again
-            if self._db.in_transaction:  # SQLite may have rolled back by itself (disk full)
-                with suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
+            self._roll_back()
             raise
         finally:
             self._depth = 0
+        self._run(self._take_after_commit())
+
+    def _roll_back(self) -> None:
+        """Undo the open transaction and forget what it promised."""
+        self._after_commit.clear()  # what the rolled-back writes promised never happens
+        self._seq_next = 0          # a reserved block may be rolled back: read it again
+        if self._db.in_transaction:  # SQLite may have rolled back by itself (disk full)
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _take_after_commit(self) -> list[Callable[[], None]]:
         actions, self._after_commit = self._after_commit, []
+        return actions
+
+    @staticmethod
+    def _run(actions: list[Callable[[], None]]) -> None:
         for action in actions:
             action()
+
+    # --- a transaction rehearsed ahead ----------------------------------------------------
+
+    def rehearse(self, key: object, writes: Callable[[], None]) -> bool:
+        """Run ``writes`` now in a transaction that is left open, for ``commit_rehearsal(key)``
+        to make durable later with nothing left to do but the commit.
+
+        Until then nothing of it exists: nobody else sees it (other processes read the last
+        commit; this store rolls it back before any other use, read or write) and what it
+        promised ``after_commit`` waits. It holds SQLite's write lock, so keep it short: other
+        processes that write wait (``busy_timeout``). False when it could not be written
+        (then nothing is open).
+        """
+        if self._depth:
+            raise RuntimeError("a rehearsal cannot run inside a transaction")
+        self.abandon_rehearsal()
+        try:
+            self._change("BEGIN IMMEDIATE")
+        except StoreError:
+            return False
+        self._depth = 1
+        try:
+            writes()
+        except StoreError:
+            self._roll_back()
+            return False
+        except BaseException:
+            self._roll_back()
+            raise
+        finally:
+            self._depth = 0
+        self._rehearsal = (key, self._take_after_commit())
+        return True
+
+    def commit_rehearsal(self, key: object) -> bool:
+        """Commit the open rehearsal if it is ``key``'s, then do what it promised; True if it
+        was. Any other rehearsal is rolled back, and False says: write it all now. A commit
+        that fails rolls back and raises, as ``transaction`` does."""
+        rehearsal = self._rehearsal
+        if rehearsal is None or rehearsal[0] != key:
+            self.abandon_rehearsal()
+            return False
+        self._rehearsal = None
+        try:
+            self._change("COMMIT")
+        except BaseException:
+            self._roll_back()
+            raise
+        self._run(rehearsal[1])
+        return True
+
+    def abandon_rehearsal(self) -> None:
+        """Roll back an open rehearsal, if any: as if it had never been written."""
+        if self._rehearsal is not None:
+            self._rehearsal = None
+            self._roll_back()
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the current transaction is on the disk (at once outside one).
@@ -284,15 +357,7 @@ class Store:
             return Counters()
 
     def save_counters(self, counters: Counters, pair_id: str = "") -> None:
-        prepared, self._prepared = self._prepared, None
-        text = prepared[1] if prepared is not None and prepared[0] is counters \
-            else _counters_json(counters)
-        self.put(self._counters_key(pair_id), text)
-
-    def prepare_counters(self, counters: Counters) -> None:
-        """Encode ``counters`` now (THANKS is down): the next ``save_counters`` of these very
-        counters writes that text instead of encoding them again."""
-        self._prepared = (counters, _counters_json(counters))
+        self.put(self._counters_key(pair_id), _counters_json(counters))
 
     def load_rotation(self) -> tuple[str, str, int]:
         """(bag JSON, id of the prompt on screen, number of draws so far)."""

@@ -137,14 +137,21 @@ class SaveWindow(Durable):
 
 @dataclass(frozen=True)
 class PrepareThanks:
-    """THANKS went down alone: number and seal now the thank-you (``total``) its release will
-    very likely send, and encode the ``counters`` it will save, so that the release only
-    commits and publishes. Nothing is written or sent; a release that sends something else
-    (``total`` changed meanwhile, another second on the clock) makes its own message, and
-    this one's seq stays unused."""
+    """THANKS went down alone: get ready now for the step its release will very likely be,
+    ``SaveCounters(counters)`` and ``SendThanks(total)`` in this second: number and seal the
+    thank-you, and write both in a transaction left open, so that the release only commits
+    and publishes. Nothing is committed or sent; a release that asks for anything else
+    (``total`` changed meanwhile, another second on the clock) rolls it back and does its own
+    writes, and this message's seq stays unused."""
 
     total: int
     counters: Counters
+
+
+@dataclass(frozen=True)
+class DropPrepared:
+    """What ``PrepareThanks`` got ready is not needed any more (used or not): roll back what
+    is still open, so the store's write lock is not held on."""
 
 
 @dataclass(frozen=True)
@@ -267,7 +274,7 @@ class ForgetPair(Durable):
 Command = (
     ShowFrame | SetContrast | SetPanelPower | SetLight | ReportLiveFacts | ReportHome
     | SaveCounters | SaveRotation | SaveWindow
-    | PrepareThanks | SendThanks | SendSeen | SendDone | SendAck | PublishState
+    | PrepareThanks | DropPrepared | SendThanks | SendSeen | SendDone | SendAck | PublishState
     | DropFromOutbox | Redeliver | NoteRejected | CheckStorage
     | StartPairing | PublishPairing | StopPairing | SavePair | SendUnpair | ForgetPair
 )

@@ -39,12 +39,14 @@ press blink (``flash_until``), a peek in quiet hours, the received light's timeo
 the heart's animation frames, redelivery of the outbox (20 s doubling to 15 min), a prompt
 change held for the next half minute, the pairing session's resends and time limits, the
 quiet-hours boundaries, the half-minute page turn and pixel shift, the together light's
-beats, the moment a waiting thank-you starts to say when it came, and Sunday evening.
+beats, the moment a waiting thank-you starts to say when it came, Sunday evening, and the
+end of a prepared thank-you.
 
 A thank-you is worked out before it is let go: THANKS going down alone is counted at once
-(``State.prepared``, and ``PrepareThanks`` for the adapters to encode and seal it), and the
-release takes that counting when the counters and the clock's second are still the same (else
-it counts again), so little stands between the release and the commit.
+(``State.prepared``, and ``PrepareThanks`` for the adapters to seal it and write it in a
+transaction they leave open), and the release takes that counting when the counters and the
+clock's second are still the same (else it counts again), so only the commit stands between
+the release and the publish. Released or held for a second, it is dropped (``DropPrepared``).
 
 Outputs (frame, light, contrast, panel power, live facts) are *derived* from the state and
 emitted only when they change, so an idle unit produces no commands and the display is
@@ -76,6 +78,7 @@ from micromance.core.state import (
     PAGE_SECONDS,
     PAIRING_RESULT_SECONDS,
     PEEK_SECONDS,
+    PREPARED_SECONDS,
     REACK_AFTER,
     REACK_SECONDS,
     RECENT_ACCEPTS,
@@ -250,6 +253,7 @@ def next_deadline(state: State) -> float | None:
         state.partner.reack_at if state.partner.reack else None,
         state.storage_retry_at,
         state.rotation.change_due,
+        state.prepared.until if state.prepared is not None else None,
         pairing.next_deadline(state.session) if state.session is not None else None,
     ]
     if is_pulsing(state) and screen.pending_since is not None:
@@ -315,7 +319,7 @@ def _apply(state: State, event: ev.Event, out: list[Command]) -> State:
             buttons, gestures = button_timing.release(state.buttons, button, event.at)
             state = _gestures(replace(state, buttons=buttons), gestures, out)
             if button is Button.THANKS and state.prepared is not None:
-                state = replace(state, prepared=None)  # used or not, it is done with
+                state = _drop_prepared(state, out)  # used or not, it is done with
             return state
         case ev.GestureInput(gesture=gesture):
             return _gestures(state, [gesture], out)
@@ -383,8 +387,14 @@ def _press(state: State, button: Button, at: float, out: list[Command]) -> State
         counters, together = _count_thanks(state)
         out.append(cmd.PrepareThanks(total=counters.sent_total, counters=counters))
         state = replace(state, prepared=PreparedPress(state.counters, stamp(state.wall),
-                                                      counters, together))
+                                                      counters, together,
+                                                      until=at + PREPARED_SECONDS))
     return state
+
+
+def _drop_prepared(state: State, out: list[Command]) -> State:
+    out.append(cmd.DropPrepared())
+    return replace(state, prepared=None)
 
 
 def _release_sends_thanks(state: State) -> bool:
@@ -914,6 +924,8 @@ def _next_prompt(state: State, *, focus: bool, out: list[Command] | None = None
 
 def _expire(state: State, out: list[Command]) -> State:
     at = state.at
+    if state.prepared is not None and at >= state.prepared.until:
+        state = _drop_prepared(state, out)  # THANKS held on: its second is over
     buttons, gestures = button_timing.expire(state.buttons, at)
     if gestures:
         state = _gestures(replace(state, buttons=buttons), gestures, out)

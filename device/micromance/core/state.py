@@ -29,6 +29,7 @@ MISSED_AFTER = 600.0        # a thank-you that waited longer than this says when
 PAIRING_RESULT_SECONDS = 6.0
 ACCESS_CODE_SECONDS = 600.0  # the longest an access code may stay on the screen
 FLASH_SECONDS = 0.15        # the light's "press taken" blink (the loop turns it off)
+PREPARED_SECONDS = 1.0      # a thank-you prepared at the press is dropped if held longer
 FRAME_SECONDS = 0.12        # heart animation: about 8 frames a second, then still
 PEEK_SECONDS = 30.0         # a button during quiet hours lights the screen this long
 PAGE_SECONDS = 30.0         # long prompts turn a page this often, on the half minute
@@ -190,6 +191,7 @@ class PreparedPress:
     press: str                # the press's time, to the second (``when.stamp``)
     counters: Counters        # ``base`` with the thank-you counted
     together: bool            # it makes a "Together" moment
+    until: float              # by then ``press``'s second has surely passed: dropped
 
 
 @dataclass(frozen=True)
