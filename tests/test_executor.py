@@ -161,3 +161,29 @@ def test_a_release_asking_for_what_its_press_rehearsed_only_commits(parts):
     executor.carry_out([cmd.PrepareThanks(total=3, counters=counted)], WALL)
     executor.carry_out([cmd.DropPrepared()], WALL)  # held on: rolled back
     assert not store._db.in_transaction
+
+
+def test_what_was_sent_ahead_of_a_step_is_left_out_of_it(parts, caplog):
+    executor, store, *_ = parts
+    counted = Counters(sent_total=1, today=1)
+    ahead = [cmd.SaveCounters(counted), cmd.SendThanks(total=1)]
+    executor.carry_out([cmd.PrepareThanks(total=1, counters=counted)], WALL)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    executor.send_ahead(ahead, WALL)
+    assert statements == ["COMMIT"] and store.load_counters() == counted
+    statements.clear()
+    executor.carry_out([*ahead, cmd.SetLight(LightMode.ON), cmd.DropPrepared()], WALL)
+    assert statements == []  # its step: nothing left to write
+    store._db.set_trace_callback(None)
+    assert [e["kind"] for e in store.recent_events()] == ["sent"]
+
+    executor.send_ahead(ahead, WALL)  # nothing rehearsed: nothing sent ahead...
+    executor.carry_out(ahead, WALL)   # ...and the step writes it all
+    assert [e["kind"] for e in store.recent_events()] == ["sent", "sent"]
+
+    executor.carry_out([cmd.PrepareThanks(total=1, counters=counted)], WALL)
+    executor.send_ahead(ahead, WALL)
+    more = Counters(sent_total=1, today=1, streak=1)
+    executor.carry_out([cmd.SaveCounters(more)], WALL)  # a step that broke the promise
+    assert store.load_counters() == more and "did not ask for" in caplog.text

@@ -164,6 +164,39 @@ def test_next_pressed_the_moment_the_led_lights_acknowledges_that_thank_you(home
     assert b.factory.pin(18).state == 0
 
 
+def test_a_release_publishes_its_thank_you_before_its_step_runs(homes):
+    """THANKS held, then let go: the thank-you rehearsed at the press is committed and
+    published ahead of the release's step (A's core has not counted it when it goes out),
+    and the step then does the rest; B gets each once. (Only when the loop had slept on the
+    state of the press: up to three tries.)"""
+    a, b = homes
+    a.start().connected()
+    b.start().connected()
+    courier, stepper = a.runtime.courier, a.runtime._stepper
+    publish = courier.publish
+    counted_when_published: list[int] = []
+
+    def recorded(message, *args, **kwargs):
+        if message.type == "thanks":
+            counted_when_published.append(a.state.counters.sent_total)
+        return publish(message, *args, **kwargs)
+
+    courier.publish = recorded
+    pin = a.factory.pin(THANKS)
+    for total in range(1, 4):
+        pin.drive_low()
+        a.wait_until(lambda: stepper._deadline is not None
+                     and stepper._deadline[0] is stepper.state and stepper.state.prepared)
+        pin.drive_high()
+        _wait_received(b, total)
+        if counted_when_published[-1] == total - 1:
+            break
+    assert counted_when_published[-1] == total - 1  # out before the step counted it
+    a.wait_until(lambda: a.state.counters.sent_total == total)
+    _wait_outbox_empty(a)
+    assert b.state.counters.received_total == total == len(counted_when_published)
+
+
 def _wait_outbox_empty(home: Home, timeout: float = 30.0) -> None:
     home.wait_until(lambda: home.state.partner.outbox == 0, timeout)
 

@@ -9,7 +9,9 @@ The ordering rule of one step (``Executor.carry_out``):
 2. Every durable command of the step is carried out in one transaction: one commit per step.
    What they publish (news, acks, the retained state) goes out once that commit is on the
    disk, in the order it was asked for. A thank-you's writes are rehearsed while THANKS is
-   down (``PrepareThanks``): when its release asks for exactly those, only the commit is left.
+   down (``PrepareThanks``): when its release asks for exactly those, only the commit is left,
+   and it is made (and the thank-you published) before the release's step
+   (``send_ahead``), which then carries out only what else it asks for.
 3. Then everything else: the frame, the contrast, a light that follows news (a press lights
    after its thank-you was published), pairing traffic, the live facts.
 """
@@ -58,6 +60,7 @@ class Executor:
         self._observers = observers
         self._home = home
         self._last_image: bytes | None = None
+        self._sent_ahead: list[Command] = []  # committed for the next step (``send_ahead``)
 
     def carry_out(self, commands: list[Command], wall: datetime) -> None:
         """One step's commands, ordered as the module says; ``wall`` is the step's time."""
@@ -65,7 +68,9 @@ class Executor:
         early = [] if sends_news else [c for c in commands if isinstance(c, cmd.SetLight)]
         for light in early:
             self._do(light, wall)
-        durable = [c for c in commands if isinstance(c, cmd.Durable)]
+        durable: list[Command] = [c for c in commands if isinstance(c, cmd.Durable)]
+        if self._sent_ahead:
+            durable = self._without_sent_ahead(durable)
         if durable and not self._store.commit_rehearsal(_rehearsal_key(durable, wall)):
             with self._store.transaction():  # publishing runs once this has committed
                 for write in durable:
@@ -163,6 +168,23 @@ class Executor:
                 courier.switch(None)
             case _:
                 assert_never(command)
+
+    def send_ahead(self, durable: list[Command], wall: datetime) -> None:
+        """Commit and publish now the rehearsed ``durable`` commands, which the core is sure
+        the coming step asks for (``core.send_first``); that step's ``carry_out`` leaves
+        them out. Nothing happens if they were not rehearsed (the step writes them then)."""
+        if self._store.commit_rehearsal(_rehearsal_key(durable, wall)):
+            self._sent_ahead = durable
+
+    def _without_sent_ahead(self, durable: list[Command]) -> list[Command]:
+        ahead, self._sent_ahead = self._sent_ahead, []
+        rest = list(durable)
+        for command in ahead:
+            if command in rest:
+                rest.remove(command)
+            else:  # the core's promise broken: said loudly, the rest still carried out
+                log.error("a step did not ask for %r, committed ahead of it", command)
+        return rest
 
     def _rehearse(self, durable: Sequence[Command], wall: datetime) -> None:
         """Write now what a step asking for exactly ``durable`` in this second would write,

@@ -39,6 +39,7 @@ from micromance.core.machine import (
     next_deadline,
     present,
     react,
+    send_first,
     step,
 )
 from micromance.core.quiet import QuietHours
@@ -147,11 +148,15 @@ class Stepper:
         self.state = state
         self.executor = executor
         self._failing = False
+        #: ``next_deadline`` of the state it was worked out for (the loop asks before it
+        #: sleeps): a release that comes before it finds no timer due.
+        self._deadline: tuple[State, float | None] | None = None
 
     def handle(self, event: ev.Event) -> None:
         before = self.state
-        self.state, commands = react(before, event)
         try:
+            self._send_first(event)
+            self.state, commands = react(before, event)
             self.executor.carry_out(commands, event.wall)
         except StoreError as error:
             if not self._failing:
@@ -165,6 +170,17 @@ class Stepper:
         received = self.state.counters.received_total
         if received > before.counters.received_total:
             log.info("thank-you from %s (their #%d)", self.state.sender or "partner", received)
+
+    def _send_first(self, event: ev.Event) -> None:
+        """A THANKS release whose thank-you was prepared at the press: when the core is sure
+        the step will save and send exactly that (``send_first``), it is committed and
+        published now, ahead of the step, which then carries out only the rest."""
+        cached = self._deadline
+        if cached is None or cached[0] is not self.state:
+            return  # the state moved since the loop slept: nothing is sure
+        first = send_first(self.state, event, cached[1])
+        if first:
+            self.executor.send_ahead(first, event.wall)
 
     def first_look(self, event: ev.Event) -> None:
         """``event`` is handled next (nothing waits before it): when the core is sure its step
@@ -191,6 +207,7 @@ class Stepper:
     def seconds_until_deadline(self, now: float) -> float | None:
         """Until the core wants a ``Tick`` (``now`` on the core's clock)."""
         deadline = next_deadline(self.state)
+        self._deadline = (self.state, deadline)
         return None if deadline is None else deadline - now
 
 

@@ -213,6 +213,34 @@ def light_first(state: State, event: ev.Event) -> LightMode | None:
     return LightMode.ON
 
 
+def send_first(state: State, event: ev.Event, deadline: float | None) -> list[Command]:
+    """The durable commands ``react`` is sure to return for ``event`` when it is the release
+    of a THANKS press whose thank-you was prepared (``PrepareThanks``) and still holds; []
+    when that is not certain.
+
+    The runtime commits and publishes them (rehearsed at the press) before the step; the
+    step then asks for the very same and carries out only the rest. ``deadline`` is
+    ``next_deadline(state)``: with none passed, no timer adds writes of its own. Only the
+    way through ``react`` that takes the prepared counting is a yes: THANKS let go alone,
+    before any hold, in the second of the press, with the very counters it was counted from,
+    storage working, no pairing on screen, no "Together" in it
+    (``tests/test_light_first.py`` checks every yes against the step).
+    """
+    prepared = state.prepared
+    if prepared is None or type(event) is not ev.ButtonUp or event.button is not Button.THANKS:
+        return []
+    buttons = state.buttons
+    if prepared.base is not state.counters or prepared.together or state.storage \
+            or buttons.thanks_down_at is None or buttons.next_down_at is not None \
+            or buttons.chord_since is not None or buttons.fired \
+            or state.screen.mode is Mode.PAIRING \
+            or (deadline is not None and deadline <= max(state.at, event.at)) \
+            or prepared.press != stamp(event.wall):
+        return []
+    counters = prepared.counters
+    return [cmd.SaveCounters(counters), cmd.SendThanks(total=counters.sent_total)]
+
+
 def present(state: State) -> tuple[State, list[Command]]:
     """The commands that bring the screen and the reported facts up to ``state`` (none when
     they already show it)."""
