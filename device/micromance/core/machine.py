@@ -45,8 +45,10 @@ end of a prepared thank-you.
 A thank-you is worked out before it is let go: THANKS going down alone is counted at once
 (``State.prepared``, and ``PrepareThanks`` for the adapters to seal it and write it in a
 transaction they leave open), and the release takes that counting when the counters and the
-clock's second are still the same (else it counts again), so only the commit stands between
-the release and the publish. Released or held for a second, it is dropped (``DropPrepared``).
+clock's second are still the same (else it counts again). When ``send_first`` is sure that
+the release's step saves and sends exactly that, the runtime commits and publishes it before
+the step runs: only the commit stands between the release and the publish. Released or held
+for a second, it is dropped (``DropPrepared``).
 
 Outputs (frame, light, contrast, panel power, live facts) are *derived* from the state and
 emitted only when they change, so an idle unit produces no commands and the display is
@@ -224,7 +226,7 @@ def send_first(state: State, event: ev.Event, deadline: float | None) -> list[Co
     way through ``react`` that takes the prepared counting is a yes: THANKS let go alone,
     before any hold, in the second of the press, with the very counters it was counted from,
     storage working, no pairing on screen, no "Together" in it
-    (``tests/test_light_first.py`` checks every yes against the step).
+    (``tests/test_send_first.py`` checks every yes against the step).
     """
     prepared = state.prepared
     if prepared is None or type(event) is not ev.ButtonUp or event.button is not Button.THANKS:
