@@ -330,6 +330,25 @@ def test_a_rolled_back_reservation_is_never_trusted(tmp_path):
         store.close()
 
 
+def test_a_rollback_that_reserved_nothing_keeps_the_block(tmp_path):
+    """A thank-you rehearsed and rolled back (numbered from the block in memory) costs the
+    next message no new reservation, and no seq is handed out twice."""
+    from micromance.core.counters import Counters
+
+    store = Store.open(tmp_path, clock=lambda: 0)
+    try:
+        first = store.next_seq()
+        assert store.rehearse("press", lambda: store.save_counters(Counters(sent_total=1)))
+        store.abandon_rehearsal()
+        with pytest.raises(RuntimeError), store.transaction():
+            store.put("x", "y")
+            raise RuntimeError("the step fails")
+        writes = kv_writes(store)
+        assert store.next_seq() == first + 1 and writes == []
+    finally:
+        store.close()
+
+
 def test_advance_seq_moves_past_and_survives_a_restart(tmp_path):
     store = Store.open(tmp_path, clock=lambda: 0)
     store.next_seq()

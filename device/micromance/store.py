@@ -88,6 +88,7 @@ class Store:
         self._seq_next = 0       # next seq to hand out; 0: read the reserved ceiling first
         self._seq_ceiling = 0    # highest seq reserved on the disk
         self._run_first = 0      # the first seq of this run (0: none handed out yet)
+        self._reserved_open = False  # a block was reserved inside the open transaction
         self._clock = clock      # wall-clock seconds: where a run's seqs start
         #: A rehearsed transaction left open (``rehearse``): its key, and what it promised
         #: to do once committed.
@@ -204,12 +205,14 @@ class Store:
             raise
         finally:
             self._depth = 0
+        self._reserved_open = False
         self._run(self._take_after_commit())
 
     def _roll_back(self) -> None:
         """Undo the open transaction and forget what it promised."""
         self._after_commit.clear()  # what the rolled-back writes promised never happens
-        self._seq_next = 0          # a reserved block may be rolled back: read it again
+        if self._reserved_open:     # the block it reserved goes with it: read the disk again
+            self._seq_next, self._reserved_open = 0, False
         if self._db.in_transaction:  # SQLite may have rolled back by itself (disk full)
             with suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
@@ -270,6 +273,7 @@ class Store:
         except BaseException:
             self._roll_back()
             raise
+        self._reserved_open = False
         self._run(rehearsal[1])
         return True
 
@@ -411,6 +415,7 @@ class Store:
             self.put("seq", str(ceiling))
             self._seq_next, self._seq_ceiling = start, ceiling
             self._run_first = self._run_first or start
+            self._reserved_open = True  # until this (or the caller's) transaction commits
 
     def run_first_seq(self) -> int:
         """The first seq of this run (reserved now if need be): everything below it was
