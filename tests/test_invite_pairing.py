@@ -85,8 +85,10 @@ def test_an_invite_pairs_two_units_over_two_brokers(tmp_path, brokers):
     pair_a, pair_b = load_pair(tmp_path / "a"), load_pair(tmp_path / "b")
     assert pair_a.key == pair_b.key
     assert "the invite's room" in inviter.text
-    for broker in both:                          # each broker said so, once
-        assert inviter.text.count(f"✓ {broker.host}:{broker.port}") == 1
+    said = [inviter.text.count(f"✓ {broker.host}:{broker.port}") for broker in both]
+    # Each broker says so once at most: the pairing may end through the first broker before
+    # the second has answered (then the command is done and says nothing more of it).
+    assert 1 in said and set(said) <= {0, 1}, said
 
 
 def test_a_wrong_code_never_pairs(tmp_path, brokers, short_search):
