@@ -4,6 +4,10 @@ WAL with ``synchronous=FULL``: a commit that returned is on the disk, so a press
 power cut the moment it was confirmed. Nothing is written unless something changed, so an
 idle unit does not wear its SD card.
 
+One step's writes are one transaction; a thank-you's are rehearsed while THANKS is held
+(``rehearse``: written in a transaction left open, committed by the release that asks for
+exactly them, rolled back by anything else that uses the store).
+
 Opening checks the file (``PRAGMA quick_check``, and the write-ahead log's checksums, which
 SQLite would otherwise skip silently); damage comes out as :class:`StoreDamaged`, whose fix is
 ``micromance repair`` (``repair.py``). Every SQLite error leaves the store as a ``StoreError``
