@@ -39,7 +39,7 @@ SAMPLES: dict[type, object] = {
     cmd.SaveCounters: cmd.SaveCounters(Counters(sent_total=1)),
     cmd.SaveRotation: cmd.SaveRotation("", "abc", 1),
     cmd.SaveWindow: cmd.SaveWindow(ReplayWindow().accept(1)),
-    cmd.PrepareThanks: cmd.PrepareThanks(total=1, counters=Counters(sent_total=1)),
+    cmd.PrepareThanks: cmd.PrepareThanks(counters=Counters(sent_total=1)),
     cmd.DropPrepared: cmd.DropPrepared(),
     cmd.SendThanks: cmd.SendThanks(total=1),
     cmd.SendSeen: cmd.SendSeen(sent_total=1),
@@ -139,7 +139,7 @@ def test_a_release_asking_for_what_its_press_rehearsed_only_commits(parts):
     executor, store, *_ = parts
     counted = Counters(sent_total=1, today=1)
     release = [cmd.SaveCounters(counted), cmd.SendThanks(total=1), cmd.DropPrepared()]
-    executor.carry_out([cmd.PrepareThanks(total=1, counters=counted)], WALL)
+    executor.carry_out([cmd.PrepareThanks(counters=counted)], WALL)
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)
     executor.carry_out(release, WALL.replace(microsecond=400_000))
@@ -148,17 +148,17 @@ def test_a_release_asking_for_what_its_press_rehearsed_only_commits(parts):
     assert store.load_counters() == counted
     assert [e["kind"] for e in store.recent_events()] == ["sent"]
 
-    executor.carry_out([cmd.PrepareThanks(total=2, counters=replace(counted, sent_total=2))],
+    executor.carry_out([cmd.PrepareThanks(counters=replace(counted, sent_total=2))],
                        WALL)
     executor.carry_out(release, WALL)  # the same writes again: another step's (total 1)
     assert store.load_counters() == counted
-    executor.carry_out([cmd.PrepareThanks(total=1, counters=counted)], WALL)
+    executor.carry_out([cmd.PrepareThanks(counters=counted)], WALL)
     store._db.set_trace_callback(statements.append)
     statements.clear()
     executor.carry_out(release, WALL.replace(second=1))  # the next second: written anew
     assert statements[0] == "ROLLBACK" and len(statements) > 2
     store._db.set_trace_callback(None)
-    executor.carry_out([cmd.PrepareThanks(total=3, counters=counted)], WALL)
+    executor.carry_out([cmd.PrepareThanks(counters=counted)], WALL)
     executor.carry_out([cmd.DropPrepared()], WALL)  # held on: rolled back
     assert not store._db.in_transaction
 
@@ -167,7 +167,7 @@ def test_what_was_sent_ahead_of_a_step_is_left_out_of_it(parts, caplog):
     executor, store, *_ = parts
     counted = Counters(sent_total=1, today=1)
     ahead = [cmd.SaveCounters(counted), cmd.SendThanks(total=1)]
-    executor.carry_out([cmd.PrepareThanks(total=1, counters=counted)], WALL)
+    executor.carry_out([cmd.PrepareThanks(counters=counted)], WALL)
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)
     executor.send_ahead(ahead, WALL)
@@ -182,7 +182,7 @@ def test_what_was_sent_ahead_of_a_step_is_left_out_of_it(parts, caplog):
     executor.carry_out(ahead, WALL)   # ...and the step writes it all
     assert [e["kind"] for e in store.recent_events()] == ["sent", "sent"]
 
-    executor.carry_out([cmd.PrepareThanks(total=1, counters=counted)], WALL)
+    executor.carry_out([cmd.PrepareThanks(counters=counted)], WALL)
     executor.send_ahead(ahead, WALL)
     more = Counters(sent_total=1, today=1, streak=1)
     executor.carry_out([cmd.SaveCounters(more)], WALL)  # a step that broke the promise

@@ -104,9 +104,9 @@ class Executor:
                 store.save_rotation(bag, prompt_id, draws)
             case cmd.SaveWindow(window=window):
                 courier.save_window(window.to_json())
-            case cmd.PrepareThanks(total=total, counters=counters):
-                courier.prepare_thanks(wall, sent_total=total)
-                self._rehearse([cmd.SaveCounters(counters), cmd.SendThanks(total)], wall)
+            case cmd.PrepareThanks(counters=counters):
+                courier.prepare_thanks(wall, sent_total=counters.sent_total)
+                self._rehearse(cmd.thanks_writes(counters), wall)
             case cmd.DropPrepared():
                 store.abandon_rehearsal()
             case cmd.SendThanks(total=total):

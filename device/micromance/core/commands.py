@@ -144,8 +144,11 @@ class PrepareThanks:
     (``total`` changed meanwhile, another second on the clock) rolls it back and does its own
     writes, and this message's seq stays unused."""
 
-    total: int
     counters: Counters
+
+    @property
+    def total(self) -> int:
+        return self.counters.sent_total
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,12 @@ class ForgetPair(Durable):
     (``ours``) this unit was asked to."""
 
     ours: bool = False
+
+
+def thanks_writes(counters: Counters) -> list[Command]:
+    """The durable commands of a thank-you of ours counted in ``counters``: the step that
+    sends it asks for exactly these (and the press that prepares it rehearses them)."""
+    return [SaveCounters(counters), SendThanks(total=counters.sent_total)]
 
 
 Command = (

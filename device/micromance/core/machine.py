@@ -239,8 +239,7 @@ def send_first(state: State, event: ev.Event, deadline: float | None) -> list[Co
             or (deadline is not None and deadline <= max(state.at, event.at)) \
             or prepared.press != stamp(event.wall):
         return []
-    counters = prepared.counters
-    return [cmd.SaveCounters(counters), cmd.SendThanks(total=counters.sent_total)]
+    return cmd.thanks_writes(prepared.counters)
 
 
 def present(state: State) -> tuple[State, list[Command]]:
@@ -415,7 +414,7 @@ def _press(state: State, button: Button, at: float, out: list[Command]) -> State
     state = replace(state, buttons=button_timing.press(state.buttons, button, at))
     if button is Button.THANKS and not was_down and _release_sends_thanks(state):
         counters, together = _count_thanks(state)
-        out.append(cmd.PrepareThanks(total=counters.sent_total, counters=counters))
+        out.append(cmd.PrepareThanks(counters))
         state = replace(state, prepared=PreparedPress(state.counters, stamp(state.wall),
                                                       counters, together,
                                                       until=at + PREPARED_SECONDS))
@@ -574,8 +573,7 @@ def _send_thanks(state: State, out: list[Command]) -> State:
         counters, together = prepared.counters, prepared.together  # counted at the press
     else:
         counters, together = _count_thanks(state)
-    out.append(cmd.SaveCounters(counters))
-    out.append(cmd.SendThanks(total=counters.sent_total))
+    out.extend(cmd.thanks_writes(counters))
     state = _go(replace(state, counters=counters), Mode.SENT, state.at + SENT_SECONDS)
     state = _screen(state, seen=False, flash_until=state.at + FLASH_SECONDS)
     return _together(state, out) if together else state
