@@ -223,21 +223,19 @@ def send_first(state: State, event: ev.Event, deadline: float | None) -> list[Co
     The runtime commits and publishes them (rehearsed at the press) before the step; the
     step then asks for the very same and carries out only the rest. ``deadline`` is
     ``next_deadline(state)``: with none passed, no timer adds writes of its own. Only the
-    way through ``react`` that takes the prepared counting is a yes: THANKS let go alone,
-    before any hold, in the second of the press, with the very counters it was counted from,
-    storage working, no pairing on screen, no "Together" in it
-    (``tests/test_send_first.py`` checks every yes against the step).
+    way through ``react`` that takes the prepared counting is a yes: THANKS let go alone on
+    a unit that would send (``_release_sends_thanks``: paired, storage working, no chord or
+    hold, no pairing on screen), in the second of the press, with the very counters it was
+    counted from, no "Together" in it (``tests/test_send_first.py`` checks every yes against
+    the step).
     """
     prepared = state.prepared
     if prepared is None or type(event) is not ev.ButtonUp or event.button is not Button.THANKS:
         return []
-    buttons = state.buttons
-    if prepared.base is not state.counters or prepared.together or state.storage \
-            or buttons.thanks_down_at is None or buttons.next_down_at is not None \
-            or buttons.chord_since is not None or buttons.fired \
-            or state.screen.mode is Mode.PAIRING \
+    if prepared.together or state.buttons.thanks_down_at is None \
+            or not _release_sends_thanks(state) \
             or (deadline is not None and deadline <= max(state.at, event.at)) \
-            or prepared.press != stamp(event.wall):
+            or not prepared.holds(state.counters, event.wall):
         return []
     return cmd.thanks_writes(prepared.counters)
 
@@ -568,8 +566,7 @@ def _count_thanks(state: State) -> tuple[Counters, bool]:
 
 def _send_thanks(state: State, out: list[Command]) -> State:
     prepared = state.prepared
-    if prepared is not None and prepared.base is state.counters \
-            and prepared.press == stamp(state.wall):
+    if prepared is not None and prepared.holds(state.counters, state.wall):
         counters, together = prepared.counters, prepared.together  # counted at the press
     else:
         counters, together = _count_thanks(state)

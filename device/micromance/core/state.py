@@ -17,6 +17,7 @@ from micromance.core.counters import Counters
 from micromance.core.events import LinkState
 from micromance.core.prompts import Prompt, ShuffleBag
 from micromance.core.quiet import QuietHours
+from micromance.core.when import stamp
 from micromance.protocol import ReplayWindow, pairing
 from micromance.screens import views as v
 
@@ -192,6 +193,10 @@ class PreparedPress:
     counters: Counters        # ``base`` with the thank-you counted
     together: bool            # it makes a "Together" moment
     until: float              # by then ``press``'s second has surely passed: dropped
+
+    def holds(self, counters: Counters, wall: datetime) -> bool:
+        """Still the counting a release at ``wall`` on ``counters`` would make."""
+        return self.base is counters and self.press == stamp(wall)
 
 
 @dataclass(frozen=True)
