@@ -126,7 +126,7 @@ def test_a_search_that_times_out_says_so(clock):
 def test_forget_tells_the_partner_then_drops_the_pair(clock):
     unit = Unit(clock)
     assert unit.send(ev.ForgetRequested) == [] or not of(cmd.ForgetPair, unit.log)
-    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    unit.pair()
     unit.gesture(Gesture.THANKS_PRESS)
     out = unit.send(ev.ForgetRequested)
     assert [c for c in out if isinstance(c, (cmd.SendUnpair, cmd.ForgetPair))] == \
@@ -161,7 +161,7 @@ def test_a_prompt_the_new_library_lacks_is_replaced(clock):
 
 def test_a_broker_change_forgets_what_the_old_brokers_said(clock):
     unit = Unit(clock)
-    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    unit.pair()
     unit.send(ev.BrokerChanged, broker=0, where="127.0.0.1:1883", connected=True)
     unit.send(ev.SettingsChanged, settings=unit.settings, brokers_changed=True)
     assert unit.state.partner.links == () and unit.state.partner.link.value == "connecting"

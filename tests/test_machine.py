@@ -53,6 +53,11 @@ class Unit:
     def gesture(self, gesture: Gesture) -> list[cmd.Command]:
         return self.send(ev.GestureInput, gesture=gesture)
 
+    def pair(self) -> Unit:
+        """Paired with a partner from now on (as the runtime starts a paired unit)."""
+        self.state = replace(self.state, partner=replace(self.state.partner, paired=True))
+        return self
+
     def receive(self, kind: str = "thanks", total: int = 0) -> list[cmd.Command]:
         """A sealed message from the partner, on the real path: the next seq of theirs (at
         least its total: every thank-you took a seq)."""
@@ -125,7 +130,7 @@ def test_thanks_going_down_alone_asks_for_its_thank_you_to_be_prepared(clock):
     out = unit.send(ev.ButtonDown, button=Button.THANKS)
     assert of(cmd.PrepareThanks, out) == []  # not paired: nothing will be sent
     unit.send(ev.ButtonUp, button=Button.THANKS)
-    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    unit.pair()
     out = unit.send(ev.ButtonDown, button=Button.THANKS)
     [prepared] = of(cmd.PrepareThanks, out)
     assert prepared.total == prepared.counters.sent_total == 2
@@ -147,7 +152,7 @@ def test_thanks_going_down_alone_asks_for_its_thank_you_to_be_prepared(clock):
 def test_what_was_prepared_is_dropped_at_the_release_or_a_second_into_the_hold(clock):
     """The adapters hold the store's write lock for it: it must not outlive its use."""
     unit = Unit(clock)
-    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    unit.pair()
     unit.send(ev.ButtonDown, button=Button.THANKS)
     assert next_deadline(unit.state) == pytest.approx(unit.clock.mono + PREPARED_SECONDS)
     out = unit.send(ev.ButtonUp, button=Button.THANKS)
@@ -252,7 +257,7 @@ def test_pairing_through_the_core_shows_the_code_and_pairs_after_thanks(clock):
 
 
 def test_unpair_from_the_partner_forgets_the_pair(unit):
-    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    unit.pair()
     out = unit.send(ev.Delivery, message=partner_message(1, "unpair", total=0))
     assert cmd.ForgetPair() in out and not unit.state.partner.paired
     assert unit.view == v.ProblemView("Unpaired", "Alex unpaired the units")
@@ -484,7 +489,7 @@ def test_what_a_press_prepares_never_changes_what_its_release_does(before, hour,
     from micromance.core.clock import FakeClock
 
     unit = Unit(FakeClock(wall=datetime(2026, 3, 29, hour, 0, 0, 700000, tzinfo=ZONE)))
-    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    unit.pair()
     for action in before:
         act(unit, action)
     unit.send(ev.ButtonDown, button=Button.THANKS)
@@ -856,7 +861,7 @@ def test_the_partner_away_says_since_when_in_words(unit):
 
 
 def test_a_partner_first_heard_of_as_offline_is_away_without_a_time(unit):
-    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
+    unit.pair()
     unit.send(ev.BrokerChanged, broker=0, where="b:1", connected=True)
     unit.send(ev.Delivery, message=presence(11, online=False))
     assert unit.view.link is v.LinkMark.PARTNER_OFFLINE and unit.view.away_since == ""

@@ -10,7 +10,6 @@ stands for.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from hypothesis import event as note
@@ -27,11 +26,6 @@ from tests.conftest import ZONE
 from tests.test_machine import ACTIONS, Unit, act
 
 
-def paired(unit: Unit) -> Unit:
-    unit.state = replace(unit.state, partner=replace(unit.state.partner, paired=True))
-    return unit
-
-
 def release(unit: Unit) -> ev.ButtonUp:
     return ev.ButtonUp(button=Button.THANKS, at=unit.clock.mono, wall=unit.clock.wall)
 
@@ -41,7 +35,7 @@ def durable(commands: list[cmd.Command]) -> list[cmd.Command]:
 
 
 def test_a_quick_tap_sends_what_its_press_prepared_first(clock):
-    unit = paired(Unit(clock))
+    unit = Unit(clock).pair()
     [prepared] = [c for c in unit.send(ev.ButtonDown, button=Button.THANKS)
                   if isinstance(c, cmd.PrepareThanks)]
     unit.clock.advance(0.1)
@@ -52,7 +46,7 @@ def test_a_quick_tap_sends_what_its_press_prepared_first(clock):
 
 
 def test_nothing_first_for_another_second_a_chord_or_a_due_timer(clock):
-    unit = paired(Unit(clock))
+    unit = Unit(clock).pair()
     unit.send(ev.ButtonDown, button=Button.THANKS)
     unit.clock.advance(1.0)  # another second on the clock: counted again at the release
     assert send_first(unit.state, release(unit), next_deadline(unit.state)) == []
@@ -91,7 +85,7 @@ def happen(unit: Unit, action: tuple) -> None:
 def test_every_yes_is_exactly_what_the_step_saves_and_sends(before, hour, held, hold, pair):
     unit = Unit(FakeClock(wall=datetime(2026, 3, 29, hour, 0, 0, 300000, tzinfo=ZONE)))
     if pair:
-        paired(unit)
+        unit.pair()
     for action in before:
         act(unit, action)
     unit.send(ev.ButtonDown, button=Button.THANKS)
