@@ -5,6 +5,7 @@ The loop runs on its own thread; tests wait on events (observed commands), never
 
 from __future__ import annotations
 
+import shutil
 import threading
 from dataclasses import replace
 
@@ -143,6 +144,41 @@ def test_holds_told_apart_with_a_fake_clock(tmp_path, mock_factory, clock):
         unit.wait_for(lambda c: isinstance(c, cmd.ShowFrame)
                       and isinstance(c.frame.view, v.PairingView))
     assert not any(isinstance(c, cmd.SendThanks) for c in unit.seen)
+
+
+def test_the_log_is_checkpointed_once_the_unit_is_quiet(tmp_path, mock_factory, clock,
+                                                         monkeypatch):
+    """SQLite would copy its log back inside whichever commit crossed its threshold, a press's
+    among them; the unit does it on the loop once nothing has been written for a while."""
+    from micromance.checkpoints import AFTER_CHANGES, QUIET_SECONDS
+
+    checkpointed = threading.Event()
+    checkpoint = Store.checkpoint
+
+    def observed(store: Store) -> bool:
+        done = checkpoint(store)
+        checkpointed.set()
+        return done
+
+    monkeypatch.setattr(Store, "checkpoint", observed)
+    runtime = Runtime(desk_config(tmp_path), pin_factory=mock_factory, clock=clock)
+    with Running(runtime) as unit:
+        presses = 0
+        while runtime.store.changes_since_checkpoint() < AFTER_CHANGES:
+            presses += 1
+            press(mock_factory, 17)
+            unit.wait_for(lambda c, n=presses: c == cmd.SendThanks(total=n))
+        wait_asleep(runtime.loop)  # it has looked at its timers since the last press
+        assert not checkpointed.is_set()  # the clock stands still: never quiet long enough
+        clock.advance(QUIET_SECONDS)
+        runtime.loop.wake()
+        assert checkpointed.wait(5)
+    copy = tmp_path / "file-alone"
+    copy.mkdir()
+    shutil.copy(tmp_path / "state.db", copy / "state.db")  # without its log
+    alone = Store.open_readonly(copy)
+    assert alone is not None and alone.load_counters().sent_total >= presses - 1
+    alone.close()
 
 
 def test_sleep_budget_respects_calendar_and_core(tmp_path, mock_factory):

@@ -247,6 +247,100 @@ def test_a_rehearsal_that_cannot_be_written_leaves_nothing_open(tmp_path):
         store.close()
 
 
+# --- the write-ahead log: checkpointed by the unit, not inside a commit ----------------------
+
+
+def database_file_alone(state: Path, copy_to: Path) -> Store:
+    """The database file without its write-ahead log: what a checkpoint has copied back."""
+    copy_to.mkdir()
+    shutil.copy(state / DB_NAME, copy_to / DB_NAME)
+    store = Store.open_readonly(copy_to)
+    assert store is not None
+    return store
+
+
+def test_sqlite_checkpoints_only_as_a_backstop(tmp_path):
+    from micromance.store import WAL_BACKSTOP_PAGES
+
+    store = Store.open(tmp_path)
+    try:
+        (pages,) = store._db.execute("PRAGMA wal_autocheckpoint").fetchone()
+        assert pages == WAL_BACKSTOP_PAGES >= 1000  # no sooner than SQLite's own default
+    finally:
+        store.close()
+
+
+def test_a_checkpoint_copies_the_log_into_the_database_file(tmp_path):
+    state = tmp_path / "state"
+    store = filled(state, messages=3)
+    try:
+        assert store.changes_since_checkpoint() >= 6  # an outbox row and an event each
+        assert store.checkpoint()
+        assert store.changes_since_checkpoint() == 0
+        with store.transaction():
+            store.outbox_add(store.next_seq(), OUTBOX_PAIR, "thanks", "{}", "now")
+        assert store.changes_since_checkpoint() == 1
+        before = database_file_alone(state, tmp_path / "before")
+        assert before.outbox_size(OUTBOX_PAIR) == 3  # the last commit lives in the log only
+        before.close()
+        assert store.checkpoint()
+        after = database_file_alone(state, tmp_path / "after")
+        assert after.outbox_size(OUTBOX_PAIR) == 4
+        assert after.get("counters") == '{"sent_total": 200}'
+        after.close()
+    finally:
+        store.close()
+
+
+def test_a_checkpoint_never_touches_an_open_transaction_or_rehearsal(tmp_path):
+    from micromance.core.counters import Counters
+
+    store = Store.open(tmp_path)
+    try:
+        with store.transaction():
+            store.put("inside", "yes")
+            assert not store.checkpoint()
+        assert store.rehearse("press", lambda: store.save_counters(Counters(sent_total=1)))
+        changes = store.changes_since_checkpoint()
+        assert not store.checkpoint()
+        assert store.changes_since_checkpoint() == changes  # refused: nothing forgotten
+        assert store.commit_rehearsal("press")  # still open, committed by its release
+        assert store.load_counters().sent_total == 1
+        assert store.checkpoint()
+    finally:
+        store.close()
+
+
+def test_a_failing_checkpoint_is_logged_and_leaves_the_store_usable(tmp_path, caplog):
+    class FailingCheckpoints:
+        """The connection, but a checkpoint fails as on a card that stopped taking writes."""
+
+        def __init__(self, connection: sqlite3.Connection) -> None:
+            self.connection = connection
+
+        def execute(self, sql: str, *args):
+            if "wal_checkpoint" in sql:
+                raise sqlite3.OperationalError("disk I/O error")
+            return self.connection.execute(sql, *args)
+
+        def __getattr__(self, name: str):
+            return getattr(self.connection, name)
+
+    store = filled(tmp_path, messages=2)
+    real = store._db
+    store._db = FailingCheckpoints(real)
+    try:
+        with caplog.at_level(logging.WARNING, logger="micromance.store"):
+            assert not store.checkpoint()
+        assert "state.db" in caplog.text and "Traceback" not in caplog.text
+        assert store.changes_since_checkpoint() == 0  # tried again once more is written
+        store.put("after", "ok")
+        assert store.get("after") == "ok"
+    finally:
+        store._db = real
+        store.close()
+
+
 # --- sequence numbers: reserved in blocks ---------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from micromance.checkpoints import QuietCheckpoints
 from micromance.config import Config, load_config
 from micromance.content.library import load_library
 from micromance.control.client import control_path
@@ -456,6 +457,7 @@ class Runtime:
             Alarm(lambda: self.timers.seconds_until_due(), lambda: self.timers.run_due()),
             self.live,
             Alarm(lambda: self.notifier.watchdog_interval),
+            QuietCheckpoints(self.store, self.clock.monotonic),
         ]
         stepper.handle(self._tick())
         stepper.present()

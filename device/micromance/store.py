@@ -43,6 +43,10 @@ RECENT_EVENTS_KEPT = 50
 RECENT_EVENTS_TRIM = 10
 #: Sequence numbers are reserved this many at a time: one write per block, not per message.
 SEQ_BLOCK = 32
+#: SQLite copies the write-ahead log back into the database (a checkpoint: page writes and
+#: an fsync) inside whichever commit takes the log past this many pages. The unit does it
+#: itself once quiet (``checkpoints.py``), well before; this is only the backstop.
+WAL_BACKSTOP_PAGES = 1000
 REPAIR_FIX = "run micromance repair (it keeps a copy of the damaged file and rebuilds the rest)"
 
 _SCHEMA = """
@@ -97,6 +101,7 @@ class Store:
         #: A rehearsed transaction left open (``rehearse``): its key, and what it promised
         #: to do once committed.
         self._rehearsal: tuple[object, list[Callable[[], None]]] | None = None
+        self._changes_checkpointed = 0  # the connection's total_changes at the last checkpoint
 
     # --- opening ------------------------------------------------------------------------
 
@@ -126,6 +131,7 @@ class Store:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA busy_timeout=2000")
+            connection.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
             _quick_check(connection, path)
             connection.executescript(_SCHEMA)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -297,6 +303,27 @@ class Store:
             self._after_commit.append(action)
         else:
             action()
+
+    # --- the write-ahead log ----------------------------------------------------------------
+
+    def changes_since_checkpoint(self) -> int:
+        """Rows written (or rehearsed) since the last ``checkpoint``: it grows with the log."""
+        return self._db.total_changes - self._changes_checkpointed
+
+    def checkpoint(self) -> bool:
+        """Copy the write-ahead log back into the database file, so the next commit starts
+        the log afresh instead of SQLite doing it inside that commit. False while a
+        transaction or a rehearsal is open (nothing is touched) or the checkpoint failed
+        (logged: SQLite's backstop still bounds the log); True once done."""
+        if self._depth or self._rehearsal is not None:
+            return False
+        self._changes_checkpointed = self._db.total_changes
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as error:
+            log.warning("%s", _plain(error, self.path, writing=True))
+            return False
+        return True
 
     def check_writable(self) -> None:
         """One tiny durable write (a row written and deleted in one commit).

@@ -4,8 +4,9 @@
 SD card); ``wchar`` counts every byte passed to write() and friends, including log lines to
 stderr and files on tmpfs. Idle: the same 60 s window as idle.py. Per press: THANKS presses on
 the same unit, each confirmed end to end by the partner before the next (the press commit, the
-publish, the partner's ack and its commit), averaged. Enough presses are made to include
-SQLite's WAL checkpoints (every ~1000 WAL pages), which are part of the cost per press.
+publish, the partner's ack and its commit), averaged. Enough presses are made to include WAL
+checkpoints, which are part of the cost per press: back to back as here, SQLite's own every
+~1000 WAL pages (the unit's when quiet, ``checkpoints.py``, need a 2 s pause).
 """
 
 from __future__ import annotations
