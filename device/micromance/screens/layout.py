@@ -104,16 +104,14 @@ def text_block(line: str, fnt: FreeTypeFont) -> Block:
 def _descent(line: str, fnt: FreeTypeFont) -> int:
     """How far ``line`` reaches below the baseline (0 without descenders)."""
     _, baseline, _ = text.metrics(fnt)
-    mode = text.render_mode(fnt)
-    bottom = max((int(fnt.getbbox(w, mode=mode)[3]) for w in line.split()), default=baseline)
+    bottom = max((text.word_box(w, fnt)[3] for w in line.split()), default=baseline)
     return max(0, bottom - baseline)
 
 
 def _ascent(line: str, fnt: FreeTypeFont) -> int:
     """How far ``line`` reaches above the top of the capitals."""
     cap_top = text.metrics(fnt)[0]
-    mode = text.render_mode(fnt)
-    top = min((int(fnt.getbbox(w, mode=mode)[1]) for w in line.split()), default=cap_top)
+    top = min((text.word_box(w, fnt)[1] for w in line.split()), default=cap_top)
     return max(0, cap_top - top)
 
 

@@ -151,13 +151,25 @@ def text_width(text: str, fnt: FreeTypeFont) -> int:
     return gaps + sum(_word_width(word, fnt) for word in words)
 
 
+@functools.lru_cache(maxsize=2048)
+def word_box(word: str, fnt: FreeTypeFont) -> tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` of the word's ink as ``render_mode`` draws it.
+
+    Cached, as ``word_mask`` is: FreeType lays the word out afresh for every box, and a
+    screen measures the same few words on every redraw (widths, ascent, descent).
+    """
+    left, top, right, bottom = fnt.getbbox(word, mode=render_mode(fnt))
+    return int(left), int(top), int(right), int(bottom)
+
+
+@functools.lru_cache(maxsize=2048)
 def _word_width(word: str, fnt: FreeTypeFont) -> int:
     if not word:
         return 0
     # The ink can reach past the advance, or start left of the pen; count both.
-    mode = render_mode(fnt)
-    left, _, right, _ = (int(edge) for edge in fnt.getbbox(word, mode=mode))
-    return max(round(fnt.getlength(word, mode=mode)), right + is_bold(fnt)) - min(left, 0)
+    left, _, right, _ = word_box(word, fnt)
+    advance = round(fnt.getlength(word, mode=render_mode(fnt)))
+    return max(advance, right + is_bold(fnt)) - min(left, 0)
 
 
 def render_mode(fnt: FreeTypeFont) -> str:
@@ -182,7 +194,7 @@ def word_mask(word: str, fnt: FreeTypeFont) -> tuple[Image, int, int]:
     from PIL import Image, ImageDraw
 
     mode = render_mode(fnt)
-    left, top, right, bottom = (int(edge) for edge in fnt.getbbox(word, mode=mode))
+    left, top, right, bottom = word_box(word, fnt)
     size = (max(1, right - left), max(1, bottom - top))
     if mode == "1":
         mask = Image.new("1", size)
