@@ -209,14 +209,23 @@ class Store:
         self._depth = 1
         try:
             yield
-            self._change("COMMIT")
         except BaseException:
             self._roll_back()
             raise
         finally:
             self._depth = 0
+        self._commit(self._take_after_commit())
+
+    def _commit(self, promised: list[Callable[[], None]]) -> None:
+        """Commit the open transaction, then do what its writes ``promised`` (after_commit).
+        A commit that fails rolls back, and nothing promised happens."""
+        try:
+            self._change("COMMIT")
+        except BaseException:
+            self._roll_back()
+            raise
         self._reserved_open = False
-        self._run(self._take_after_commit())
+        self._run(promised)
 
     def _roll_back(self) -> None:
         """Undo the open transaction and forget what it promised."""
@@ -278,13 +287,7 @@ class Store:
             self.abandon_rehearsal()
             return False
         self._rehearsal = None
-        try:
-            self._change("COMMIT")
-        except BaseException:
-            self._roll_back()
-            raise
-        self._reserved_open = False
-        self._run(rehearsal[1])
+        self._commit(rehearsal[1])
         return True
 
     def abandon_rehearsal(self) -> None:
